@@ -1,0 +1,72 @@
+"""Command-line parsing built from paddle_lm.config's dataclasses (flag = field name, help = field doc).
+
+The flag names of PaddleNLP's ELMo example keep working: ``--save_freq`` and ``--log_freq`` are aliases of
+``--save_steps`` and ``--logging_steps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from paddle_lm.config import (
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    TrainConfig,
+    apply_preset,
+)
+
+ALIASES = {"save_steps": ["--save_freq"], "logging_steps": ["--log_freq"]}
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls, *, none_defaults: bool = False, skip=()) -> None:
+    """Add one flag per CLI-visible field of dataclass `cls`."""
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.metadata.get("cli") is False:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs = {"help": f.metadata.get("doc", ""), "dest": f.name}
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = type(default)
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        kwargs["default"] = None if none_defaults else default
+        if not none_defaults and not isinstance(default, bool):
+            kwargs["help"] += f" (default: {default})"
+        group.add_argument(f"--{f.name}", *ALIASES.get(f.name, []), **kwargs)
+
+
+def _fill(cls, ns: argparse.Namespace, base=None):
+    """An instance of `cls` from parsed flags; a None flag keeps `base`'s (or the class default) value."""
+    obj = base if base is not None else cls()
+    given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)
+             if getattr(ns, f.name, None) is not None}
+    return dataclasses.replace(obj, **given)
+
+
+def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    p = argparse.ArgumentParser(description="Pretrain an ELMo biLM or LSTM LM (run under "
+                                "`python -m paddle.distributed.launch` for several ranks).")
+    p.add_argument("--preset", default=None, help="Named architecture (elmo-small, elmo-original, elmo-paddlenlp, "
+                   "lstm-small, ...); the model's small CPU preset by default. Model flags override it.")
+    add_config_args(p, DataConfig)
+    add_config_args(p, ModelConfig, none_defaults=True)
+    add_config_args(p, TrainConfig)
+    ns = p.parse_args(argv)
+    model = apply_preset(ns.model or "elmo", ns.preset)
+    return _fill(DataConfig, ns), _fill(ModelConfig, ns, model), _fill(TrainConfig, ns)
+
+
+def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
+    """(eval config, data config, explicit --vocab_file or None = the checkpoint's own copy)."""
+    p = argparse.ArgumentParser(description="Perplexity of a checkpoint on held-out data.")
+    add_config_args(p, DataConfig, skip=("train_data_path", "vocab_file", "max_characters_per_token"))
+    p.add_argument("--vocab_file", default=None, help="Vocabulary to check against the checkpoint's "
+                   "(default: the copy saved with the checkpoint).")
+    add_config_args(p, EvalConfig)
+    ns = p.parse_args(argv)
+    return _fill(EvalConfig, ns), _fill(DataConfig, ns), ns.vocab_file

@@ -1,0 +1,73 @@
+"""Training throughput on CPU: 1 rank vs 2 ranks (`paddle.distributed.launch`), side by side in one run.
+
+    python bench/bench_throughput.py [--preset elmo-small] [--steps 60] [--repeats 3] [extra run_pretrain flags]
+
+Runs the real run_pretrain.py on the sample data (build it first: `bash download_data.sh --sample`), reads
+tokens/s from metrics.jsonl (the first logging window is skipped as warm-up), and prints the median over
+repeats for each setting, the per-step wall time, peak RSS per rank, and the 2-rank/1-rank ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_once(ranks: int, args, extra: list[str]) -> tuple[float, float]:
+    """(tokens/s after warm-up, peak RSS MiB of rank 0) of one short training run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable]
+        if ranks > 1:
+            cmd += ["-m", "paddle.distributed.launch", "--nproc_per_node", str(ranks), "--log_dir", f"{tmp}/log"]
+        cmd += ["run_pretrain.py", "--device", "cpu", "--preset", args.preset, "--max_steps", str(args.steps),
+                "--logging_steps", str(args.steps // 4), "--save_steps", str(10 * args.steps),
+                "--save_dir", f"{tmp}/ck", *extra]
+        probe = ("import resource,subprocess,sys;"
+                 "r=subprocess.run(sys.argv[1:]).returncode;"
+                 "print('RSS_MIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024);sys.exit(r)")
+        wrapper = [sys.executable, "-c", probe, *cmd]
+        env = {**os.environ, "MKL_DEBUG_CPU_TYPE": "5"}
+        if ranks == 1:
+            env["OMP_NUM_THREADS"] = str(args.threads_one_rank)
+        out = subprocess.run(wrapper, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        if out.returncode:
+            sys.exit(f"run failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        with open(f"{tmp}/ck/metrics.jsonl") as f:
+            rows = [json.loads(x) for x in f]
+        rss = float(out.stdout.rsplit("RSS_MIB", 1)[1].split()[0])
+        return statistics.median(r["tokens_per_s"] for r in rows[1:]), rss
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="elmo-small")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads_one_rank", type=int, default=1,
+                   help="OMP threads for the 1-rank run (the launcher gives each rank 1)")
+    args, extra = p.parse_known_args()
+    results = {}
+    for ranks in (1, 2):
+        runs = [run_once(ranks, args, extra) for _ in range(args.repeats)]
+        tps = [r[0] for r in runs]
+        results[ranks] = (statistics.median(tps), max(r[1] for r in runs), tps)
+    batch = next((extra[i + 1] for i, a in enumerate(extra) if a == "--batch_size"), "32")
+    unroll = next((extra[i + 1] for i, a in enumerate(extra) if a == "--unroll_steps"), "20")
+    print(f"\npreset {args.preset}, batch {batch} x unroll {unroll} per rank, {args.steps} steps, "
+          f"median of {args.repeats} runs (OMP threads: 1-rank run {args.threads_one_rank}, 1 per rank when launched)")
+    print(f"{'ranks':>5} {'tokens/s':>10} {'s/step':>8} {'peak RSS MiB':>13}  runs")
+    for ranks, (tps, rss, all_tps) in results.items():
+        step_s = int(batch) * int(unroll) * ranks / tps
+        print(f"{ranks:>5} {tps:>10.0f} {step_s:>8.3f} {rss:>13.0f}  {', '.join(f'{t:.0f}' for t in all_tps)}")
+    print(f"2-rank / 1-rank throughput: {results[2][0] / results[1][0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

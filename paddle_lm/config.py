@@ -1,0 +1,179 @@
+"""Typed configuration: the single source of truth for every flag, preset and checkpoint sidecar.
+
+`args.py` builds the command line from these dataclasses (field name = flag name, the first line of
+each field's ``doc`` metadata = help text). Validation lives in ``validate`` so the scripts and the
+library agree on what is legal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from paddle_lm.errors import UserError
+
+DATA_ROOT = os.environ.get("PADDLE_LM_DATA_DIR", "data")
+SAMPLE_ROOT = os.path.join(DATA_ROOT, "sample")
+SAMPLE_LM_DIR = os.path.join(SAMPLE_ROOT, "1-billion-word")
+SAMPLE_POLARITY_DIR = os.path.join(SAMPLE_ROOT, "sentence-polarity-dataset-v1")
+
+
+def _f(default, doc: str, **kw):
+    """A dataclass field with a help string (used by args.py)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc, **kw})
+    return field(default=default, metadata={"doc": doc, **kw})
+
+
+@dataclass
+class DataConfig:
+    train_data_path: str = _f(
+        os.path.join(SAMPLE_LM_DIR, "training-tokenized-shuffled", "*"),
+        "Glob of tokenized training shards (one sentence per line, tokens separated by spaces).",
+    )
+    dev_data_path: str = _f(
+        os.path.join(SAMPLE_LM_DIR, "heldout-tokenized-shuffled", "*"),
+        "Glob of tokenized held-out shards used by run_eval.py.",
+    )
+    vocab_file: str = _f(
+        os.path.join(SAMPLE_LM_DIR, "vocab-15w.txt"),
+        "Vocabulary file, one token per line, most frequent first (bilm-tf or vocab-15w.txt style).",
+    )
+    cache_dir: str = _f("", "Where encoded token shards are cached (default: a .paddle_lm_cache folder beside the shards).")
+    max_characters_per_token: int = _f(50, "Characters per token fed to the char-CNN (ELMo), incl. begin/end-of-word.")
+
+
+@dataclass
+class ModelConfig:
+    model: str = _f("elmo", "Model family.", choices=("elmo", "lstm"))
+    vocab_size: int = _f(0, "Softmax size; filled in from the vocabulary, never set by hand.", cli=False)
+    # --- ELMo token encoder (char-CNN + highway + projection)
+    char_embed_dim: int = _f(16, "Character embedding size (ELMo).")
+    filters: list = _f(
+        [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]],
+        "Char-CNN filters as [[width, count], ...] (ELMo).",
+        cli=False,
+    )
+    num_highways: int = _f(2, "Highway layers after the char-CNN (ELMo).")
+    cnn_activation: str = _f("relu", "Char-CNN activation (ELMo).", choices=("relu", "tanh"))
+    projection_dim: int = _f(512, "Token representation and LSTM output size (ELMo).")
+    # --- LSTM stacks (both models)
+    cell_size: int = _f(4096, "LSTM cell size; when larger than the output size the output is projected (ELMo).")
+    num_layers: int = _f(2, "LSTM layers per direction.")
+    cell_clip: float = _f(3.0, "Clip LSTM cell values to [-c, c]; 0 disables (ELMo).")
+    proj_clip: float = _f(3.0, "Clip projected LSTM outputs to [-c, c]; 0 disables (ELMo).")
+    residual: bool = _f(True, "Residual connections between LSTM layers (from the second layer on).")
+    dropout: float = _f(0.1, "Dropout on LSTM inputs/outputs.")
+    # --- plain LSTM LM
+    embedding_dim: int = _f(256, "Word embedding size (LSTM LM).")
+    hidden_size: int = _f(256, "LSTM hidden size (LSTM LM).")
+    tie_weights: bool = _f(False, "Tie input embedding and softmax weights (LSTM LM; needs embedding_dim == hidden_size).")
+
+
+#: Named architectures. ``elmo-small`` is the CPU default used on the sample data.
+PRESETS: dict[str, dict] = {
+    # bilm-tf's published configuration (the "original" 93.6M-parameter ELMo, 4096 -> 512).
+    "elmo-original": dict(
+        model="elmo", char_embed_dim=16,
+        filters=[[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]],
+        num_highways=2, cnn_activation="relu", projection_dim=512, cell_size=4096, num_layers=2,
+        cell_clip=3.0, proj_clip=3.0, residual=True, dropout=0.1,
+    ),
+    # PaddleNLP's ELMo example: same token encoder, plain 512-unit LSTMs, no projection/clip/residual.
+    "elmo-paddlenlp": dict(
+        model="elmo", char_embed_dim=16,
+        filters=[[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]],
+        num_highways=2, cnn_activation="relu", projection_dim=512, cell_size=512, num_layers=2,
+        cell_clip=0.0, proj_clip=0.0, residual=False, dropout=0.1,
+    ),
+    # A few-minutes-on-CPU ELMo with every bilm-tf feature switched on at small sizes.
+    "elmo-small": dict(
+        model="elmo", char_embed_dim=16,
+        filters=[[1, 32], [2, 32], [3, 64], [4, 128]],
+        num_highways=1, cnn_activation="relu", projection_dim=128, cell_size=512, num_layers=2,
+        cell_clip=3.0, proj_clip=3.0, residual=True, dropout=0.1,
+    ),
+    # Tiny sizes for tests.
+    "elmo-tiny": dict(
+        model="elmo", char_embed_dim=4, filters=[[1, 4], [2, 8]], num_highways=1, cnn_activation="relu",
+        projection_dim=16, cell_size=32, num_layers=2, cell_clip=3.0, proj_clip=3.0, residual=True, dropout=0.0,
+    ),
+    "lstm-small": dict(model="lstm", embedding_dim=256, hidden_size=256, num_layers=2, dropout=0.2, tie_weights=True),
+    "lstm-tiny": dict(model="lstm", embedding_dim=16, hidden_size=16, num_layers=1, dropout=0.0, tie_weights=True),
+}
+DEFAULT_PRESET = {"elmo": "elmo-small", "lstm": "lstm-small"}
+
+
+@dataclass
+class TrainConfig:
+    save_dir: str = _f("./checkpoints", "Where checkpoints and metrics.jsonl are written.")
+    init_from_ckpt: str = _f("", "Checkpoint prefix to resume from, e.g. ./checkpoints/10000 (no suffix).")
+    device: str = _f("cpu", "Device to train on.", choices=("cpu", "gpu"))
+    batch_size: int = _f(32, "Rows (sentence streams) per rank per step.")
+    unroll_steps: int = _f(20, "Tokens per row per step (truncated BPTT length).")
+    max_steps: int = _f(0, "Stop after this many optimizer steps (0 = run --epochs).")
+    epochs: int = _f(1, "Passes over the training data when --max_steps is 0.")
+    optimizer: str = _f("adagrad", "Optimizer (bilm-tf uses Adagrad).", choices=("adagrad", "adamw"))
+    lr: float = _f(0.2, "Peak learning rate.")
+    weight_decay: float = _f(0.0, "Decoupled weight decay (AdamW only).")
+    max_grad_norm: float = _f(10.0, "Clip gradients to this global norm; 0 disables.")
+    warmup_steps: int = _f(0, "Linear warmup steps.")
+    lr_decay: str = _f("none", "Learning-rate decay after warmup.", choices=("none", "linear", "cosine"))
+    seed: int = _f(1234, "Random seed (rank r uses seed + r for dropout).")
+    save_steps: int = _f(1000, "Save a checkpoint every N steps.")
+    logging_steps: int = _f(10, "Log a metrics line every N steps.")
+    keep_last: int = _f(0, "Keep only the newest N step checkpoints (0 keeps all).")
+    overwrite: bool = _f(False, "Start afresh even if --save_dir already holds checkpoints (they are replaced).")
+
+
+@dataclass
+class EvalConfig:
+    init_from_ckpt: str = _f("", "Checkpoint prefix to evaluate, e.g. ./checkpoints/final.")
+    device: str = _f("cpu", "Device to evaluate on.", choices=("cpu", "gpu"))
+    batch_size: int = _f(32, "Rows per step.")
+    unroll_steps: int = _f(20, "Tokens per row per step.")
+    max_steps: int = _f(0, "Evaluate only this many steps (0 = the whole held-out set).")
+    json: bool = _f(False, "Print a machine-readable JSON summary as the last line.")
+
+
+def config_to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def model_config_from_dict(d: dict) -> ModelConfig:
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    return ModelConfig(**{k: v for k, v in d.items() if k in known})
+
+
+def apply_preset(model: str, preset: str | None) -> ModelConfig:
+    """ModelConfig for `model` with the named preset applied (the model's default preset if None)."""
+    name = preset or DEFAULT_PRESET[model]
+    if name not in PRESETS:
+        raise UserError(f"--preset {name!r} is unknown; choose one of: {', '.join(sorted(PRESETS))}")
+    values = PRESETS[name]
+    if values["model"] != model:
+        raise UserError(f"--preset {name!r} is a {values['model']} preset but --model is {model!r}")
+    return ModelConfig(**values)
+
+
+def validate_model(cfg: ModelConfig) -> None:
+    if cfg.model == "lstm" and cfg.tie_weights and cfg.embedding_dim != cfg.hidden_size:
+        raise UserError("--tie_weights needs --embedding_dim equal to --hidden_size")
+    if cfg.model == "elmo" and cfg.cell_size < cfg.projection_dim:
+        raise UserError("--cell_size must be at least --projection_dim")
+    for name in ("num_layers", "projection_dim", "cell_size", "embedding_dim", "hidden_size"):
+        if getattr(cfg, name) <= 0:
+            raise UserError(f"--{name} must be positive")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise UserError("--dropout must be in [0, 1)")
+
+
+def validate_train(cfg: TrainConfig) -> None:
+    for name in ("batch_size", "unroll_steps", "save_steps", "logging_steps"):
+        if getattr(cfg, name) <= 0:
+            raise UserError(f"--{name} must be positive")
+    if cfg.max_steps < 0 or cfg.epochs <= 0:
+        raise UserError("--max_steps must be >= 0 and --epochs positive")
+    if cfg.lr <= 0:
+        raise UserError("--lr must be positive")

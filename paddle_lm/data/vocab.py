@@ -1,0 +1,113 @@
+"""Word vocabulary: build from a corpus, write/read the bilm-tf format, load PaddleNLP's vocab-15w.txt.
+
+File format written here (bilm-tf's): one token per line, ``<S>``, ``</S>``, ``<UNK>`` first, then words
+by descending frequency (ties alphabetical). PaddleNLP's ``vocab-15w.txt`` lists words only; loading it adds
+the three special tokens in front, so both files load unchanged.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob as globlib
+import hashlib
+import os
+from collections.abc import Iterable
+
+from tqdm import tqdm
+
+from paddle_lm.errors import UserError
+
+BOS, EOS, UNK = "<S>", "</S>", "<UNK>"
+SPECIALS = (BOS, EOS, UNK)
+# Aliases some vocab files use for the special tokens.
+_ALIASES = {"UNK": UNK, "<unk>": UNK, "<s>": BOS, "</s>": EOS}
+
+
+def expand_glob(pattern: str, what: str) -> list[str]:
+    """Sorted files matching `pattern`; a clear UserError naming the flag when nothing (non-empty) matches."""
+    paths = sorted(p for p in globlib.glob(os.path.expanduser(pattern)) if os.path.isfile(p))
+    if not paths:
+        raise UserError(f"{what}: no file matches {pattern!r}")
+    empty = [p for p in paths if os.path.getsize(p) == 0]
+    if len(empty) == len(paths):
+        raise UserError(f"{what}: every file matching {pattern!r} is empty (e.g. {empty[0]})")
+    return [p for p in paths if p not in empty]
+
+
+def read_lines(path: str) -> Iterable[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file; undecodable bytes raise a UserError naming file and line."""
+    with open(path, "rb") as f:
+        for no, raw in enumerate(f, 1):
+            try:
+                yield no, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}:{no}: not valid UTF-8 ({e.reason} at byte {e.start}); "
+                                f"re-encode the file as UTF-8") from None
+
+
+class Vocab:
+    """Token <-> id map. Ids follow file order; specials are guaranteed present."""
+
+    def __init__(self, tokens: list[str]):
+        tokens = [_ALIASES.get(t, t) for t in tokens]
+        missing = [s for s in SPECIALS if s not in tokens]
+        self.tokens: list[str] = missing + tokens
+        self.index: dict[str, int] = {}
+        for i, t in enumerate(self.tokens):
+            if t in self.index:
+                raise UserError(f"vocabulary has the token {t!r} twice (entries {self.index[t]} and {i})")
+            self.index[t] = i
+        self.bos, self.eos, self.unk = (self.index[s] for s in SPECIALS)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def id(self, token: str) -> int:
+        return self.index.get(token, self.unk)
+
+    @property
+    def identity(self) -> str:
+        """sha256 of the token list: two vocabularies are interchangeable iff identities match."""
+        return hashlib.sha256("\n".join(self.tokens).encode("utf-8")).hexdigest()[:16]
+
+    @classmethod
+    def load(cls, path: str) -> Vocab:
+        if not os.path.isfile(path):
+            raise UserError(f"--vocab_file {path!r} does not exist; run `bash download_data.sh --sample` "
+                            f"or pass the vocabulary of your corpus")
+        tokens = []
+        for no, line in read_lines(path):
+            tok = line.strip()
+            if not tok:
+                continue
+            if " " in tok or "\t" in tok:  # bilm-tf count files: "word count" -> keep the word
+                tok = tok.split()[0]
+            tokens.append(tok)
+        if not tokens:
+            raise UserError(f"--vocab_file {path!r} is empty")
+        return cls(tokens)
+
+    def save(self, path: str) -> None:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join(self.tokens) + "\n")
+        os.replace(tmp, path)
+
+
+def count_tokens(paths: list[str], progress: bool = True) -> collections.Counter:
+    counts: collections.Counter = collections.Counter()
+    for path in tqdm(paths, desc="counting tokens", unit="file", disable=not progress):
+        for _, line in read_lines(path):
+            counts.update(line.split())
+    return counts
+
+
+def build_vocab(paths: list[str], min_count: int = 1, max_size: int = 0, progress: bool = True) -> Vocab:
+    """Vocabulary of tokenized files: words seen >= min_count times, at most max_size words (0 = no cap)."""
+    counts = count_tokens(paths, progress)
+    for s in SPECIALS:
+        counts.pop(s, None)
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    if max_size:
+        words = words[:max_size]
+    return Vocab(list(SPECIALS) + words)

@@ -1,0 +1,79 @@
+"""Perplexity of a checkpoint on held-out data (token-weighted, over a full pass)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import paddle
+from tqdm import tqdm
+
+from paddle_lm.config import DataConfig, EvalConfig, ModelConfig
+from paddle_lm.data.stream import BPTTStream
+from paddle_lm.data.vocab import Vocab
+from paddle_lm.errors import UserError
+from paddle_lm.models import build_model
+from paddle_lm.training import checkpoint as ckpt
+from paddle_lm.training.trainer import STAT_KEYS, open_corpus, set_device, to_tensors
+
+
+def load_model(prefix: str, vocab_file: str | None = None, flag: str = "--init_from_ckpt",
+               allow_suffix: bool = False) -> tuple[paddle.nn.Layer, dict, Vocab]:
+    """(model in eval mode, sidecar, vocabulary) of a checkpoint; the architecture comes from its sidecar.
+
+    `vocab_file` defaults to the copy saved beside the checkpoint; another file must be the same vocabulary.
+    """
+    prefix = ckpt.resolve_prefix(prefix, flag, allow_suffix=allow_suffix)
+    side = ckpt.read_sidecar(prefix)
+    saved_vocab = os.path.join(os.path.dirname(prefix), side["data"]["vocab_file"])
+    vocab = Vocab.load(vocab_file or saved_vocab)
+    if vocab.identity != side["data"]["vocab_identity"]:
+        raise UserError(f"--vocab_file {vocab_file or saved_vocab!r} does not match checkpoint {prefix}: it has "
+                        f"{len(vocab)} tokens (identity {vocab.identity}), the checkpoint was trained with "
+                        f"{side['data']['vocab_size']} (identity {side['data']['vocab_identity']})")
+    model = build_model(ModelConfig(**side["model_config"]))
+    missing, unexpected = model.set_state_dict(ckpt.safe_load(prefix + ".pdparams")) or ([], [])
+    if missing or unexpected:
+        raise UserError(f"{prefix}.pdparams does not fit its own config (missing {list(missing)[:3]}, "
+                        f"unexpected {list(unexpected)[:3]}); the checkpoint is damaged")
+    model.eval()
+    return model, side, vocab
+
+
+@paddle.no_grad()
+def loss_sums(model: paddle.nn.Layer, stream: BPTTStream, max_steps: int = 0, progress: bool = True) -> np.ndarray:
+    """Summed forward/backward losses and target counts over the stream (state carried across steps)."""
+    steps = min(max_steps, stream.steps_per_epoch) if max_steps else stream.steps_per_epoch
+    totals, state = np.zeros(len(STAT_KEYS)), None
+    for s in tqdm(range(steps), desc="eval", unit="step", disable=not progress, dynamic_ncols=True):
+        outputs, _, state = model(to_tensors(stream.batch(s)), state)
+        totals += [float(outputs[k]) if k in outputs else 0.0 for k in STAT_KEYS]
+    return totals
+
+
+def perplexity_report(totals: np.ndarray, bidirectional: bool) -> dict:
+    """`loss` = token-weighted mean over both directions; ppl = exp(loss); per-direction ppl too."""
+    fw_sum, fw_n, bw_sum, bw_n = (float(v) for v in totals)
+    if fw_n == 0:
+        raise UserError("the held-out data produced no targets to score")
+    loss = (fw_sum + bw_sum) / (fw_n + bw_n)
+    report = {"loss": loss, "ppl": math.exp(loss), "ppl_fw": math.exp(fw_sum / fw_n), "tokens": int(fw_n)}
+    if bidirectional:
+        report["ppl_bw"] = math.exp(bw_sum / bw_n)
+    return report
+
+
+def evaluate(cfg: EvalConfig, data: DataConfig, vocab_file: str | None = None, progress: bool = True) -> dict:
+    """Full pass of `data.dev_data_path` through checkpoint `cfg.init_from_ckpt`."""
+    if not cfg.init_from_ckpt:
+        raise UserError("--init_from_ckpt is required, e.g. --init_from_ckpt=./checkpoints/final")
+    set_device(cfg.device)
+    model, side, vocab = load_model(cfg.init_from_ckpt, vocab_file)
+    mcfg = ModelConfig(**side["model_config"])
+    data.max_characters_per_token = side["data"]["max_characters_per_token"]
+    corpus = open_corpus(data.dev_data_path, vocab, data, mcfg, "--dev_data_path", progress)
+    stream = BPTTStream(corpus, cfg.batch_size, cfg.unroll_steps)
+    report = perplexity_report(loss_sums(model, stream, cfg.max_steps, progress), mcfg.model == "elmo")
+    report["step"] = side["step"]
+    return report

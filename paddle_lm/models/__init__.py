@@ -1,0 +1,31 @@
+"""Models. Every model follows one interface:
+
+``forward(batch: dict, state: list[Tensor] | None = None) -> (outputs: dict, loss: Tensor, new_state: list)``
+and ``initial_state(batch_size) -> list[Tensor]`` (zeros). ``state`` is a flat list of batch-first tensors;
+``None`` means zeros; ``new_state`` is not detached.
+"""
+
+from __future__ import annotations
+
+from paddle_lm.config import ModelConfig, validate_model
+from paddle_lm.models.elmo import ELMo
+from paddle_lm.models.lstm_lm import LSTMLM
+
+__all__ = ["LSTMLM", "ELMo", "build_model", "count_parameters"]
+
+
+def build_model(cfg: ModelConfig):
+    """Build the network named by ``cfg.model`` ("elmo" or "lstm"); ``cfg.vocab_size`` must be set."""
+    if cfg.vocab_size <= 0:
+        raise ValueError("ModelConfig.vocab_size must be filled in from the vocabulary before build_model")
+    validate_model(cfg)
+    if cfg.model == "elmo":
+        return ELMo(cfg)
+    if cfg.model == "lstm":
+        return LSTMLM(cfg)
+    raise ValueError(f"unknown model {cfg.model!r}; expected 'elmo' or 'lstm'")
+
+
+def count_parameters(layer, trainable_only: bool = True) -> int:
+    """Number of distinct parameter values in ``layer`` (shared tensors counted once)."""
+    return sum(int(p.size) for p in layer.parameters() if not (trainable_only and p.stop_gradient))

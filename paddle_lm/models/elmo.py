@@ -1,0 +1,135 @@
+"""ELMo-style bidirectional LM (bilm-tf architecture).
+
+Char-CNN + highway token encoder -> forward and backward stacks of projected LSTMs -> one softmax shared by
+both directions. Shapes: B batch, T time steps, C characters per token, P projection_dim, H cell_size,
+V vocab_size, L num_layers.
+
+Recurrent state is a flat list of batch-first tensors:
+``[fw_h_0, fw_c_0, ..., fw_h_{L-1}, fw_c_{L-1}, bw_h_0, bw_c_0, ..., bw_h_{L-1}, bw_c_{L-1}]`` with
+``h [B, P]`` and ``c [B, H]``.
+"""
+
+from __future__ import annotations
+
+import paddle
+from paddle import nn
+
+from paddle_lm.config import ModelConfig
+from paddle_lm.models.layers import (
+    CharCNNEncoder,
+    ProjectedLSTM,
+    masked_token_losses,
+    mean_loss,
+    reverse_padded,
+)
+
+
+class LSTMStack(nn.Layer):
+    """``num_layers`` projected LSTMs running in one direction (the caller reverses inputs for backward).
+
+    Each layer's input is dropped out; from the second layer on, with ``residual``, the layer's input is
+    added to its output. Returns every layer's output ``[B, T, P]`` and the new flat state.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        p = cfg.projection_dim
+        self.residual = cfg.residual
+        self.layers = nn.LayerList([
+            ProjectedLSTM(p, cfg.cell_size, proj_size=p, cell_clip=cfg.cell_clip, proj_clip=cfg.proj_clip)
+            for _ in range(cfg.num_layers)
+        ])
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def initial_state(self, batch_size: int) -> list:
+        state = []
+        for layer in self.layers:
+            state.extend(layer.initial_state(batch_size))
+        return state
+
+    def forward(self, x, state: list):
+        outputs, new_state = [], []
+        for i, layer in enumerate(self.layers):
+            out, (h, c) = layer(self.dropout(x), (state[2 * i], state[2 * i + 1]))  # [B, T, P]
+            if self.residual and i > 0:
+                out = out + x  # [B, T, P]
+            outputs.append(out)
+            new_state.extend([h, c])
+            x = out
+        return outputs, new_state
+
+
+class ELMo(nn.Layer):
+    """bilm-tf style biLM. See the module docstring for the state layout.
+
+    ``forward(batch, state=None) -> (outputs, loss, new_state)`` where ``batch`` holds ``char_ids`` int
+    ``[B, T, C]``, ``fw_targets`` / ``bw_targets`` int64 ``[B, T]`` (next / previous word id),
+    ``fw_mask`` / ``bw_mask`` float ``[B, T]`` (1 = the target counts), and optionally ``token_mask``
+    ``[B, T]`` (1 = real token, right-padded sentences; see ``encode``). The loss is the mean of the two
+    directions' token-weighted mean cross-entropies; ``outputs`` holds ``fw_loss_sum``, ``fw_count``,
+    ``bw_loss_sum``, ``bw_count``, ``fw_loss``, ``bw_loss`` (scalars).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.vocab_size <= 0:
+            raise ValueError("ModelConfig.vocab_size must be set (from the vocabulary) before building ELMo")
+        self.vocab_size = cfg.vocab_size
+        self.num_layers = cfg.num_layers
+        self.token_encoder = CharCNNEncoder(
+            cfg.char_embed_dim, cfg.filters, cfg.num_highways, cfg.projection_dim, cfg.cnn_activation
+        )
+        self.forward_lstm = LSTMStack(cfg)
+        self.backward_lstm = LSTMStack(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.softmax = nn.Linear(
+            cfg.projection_dim, cfg.vocab_size,
+            weight_attr=paddle.ParamAttr(initializer=nn.initializer.XavierUniform()),
+            bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)),
+        )
+
+    def initial_state(self, batch_size: int) -> list:
+        """Zero state for ``batch_size`` rows (flat list, forward direction first)."""
+        return self.forward_lstm.initial_state(batch_size) + self.backward_lstm.initial_state(batch_size)
+
+    def encode(self, char_ids, mask=None, state=None):
+        """Contextual representations of every layer.
+
+        ``char_ids`` int ``[B, T, C]``; ``mask`` ``[B, T]`` (1 = real token, sentences right-padded) or
+        None. Returns ``(layers, new_state)``: ``layers[0]`` is the token encoding duplicated for both
+        directions, ``concat(x, x)``, and ``layers[k]`` is ``concat(fw_out_k, bw_out_k)``; each
+        ``[B, T, 2P]``. Without ``mask`` the backward direction reads the whole window right to left; with
+        it, each sentence is reversed within its own length, so padding never reaches real tokens (values
+        at padded positions are unspecified, and ``new_state`` then includes the padding steps).
+        """
+        n = 2 * self.num_layers
+        if state is None:
+            state = self.initial_state(char_ids.shape[0])
+        elif len(state) != 2 * n:
+            raise ValueError(f"ELMo state must be a list of {2 * n} tensors, got {len(state)}")
+        lengths = None if mask is None else mask.astype("float32").sum(axis=1).round().astype("int64")  # [B]
+        x = self.token_encoder(char_ids)  # [B, T, P]
+        fw_outputs, fw_state = self.forward_lstm(x, state[:n])  # L x [B, T, P]
+        bw_outputs, bw_state = self.backward_lstm(reverse_padded(x, lengths), state[n:])  # L x [B, T, P]
+        layers = [paddle.concat([x, x], axis=-1)]  # [B, T, 2P]
+        for fw, bw in zip(fw_outputs, bw_outputs):
+            layers.append(paddle.concat([fw, reverse_padded(bw, lengths)], axis=-1))  # [B, T, 2P]
+        return layers, fw_state + bw_state
+
+    def forward(self, batch: dict, state=None):
+        layers, new_state = self.encode(batch["char_ids"], batch.get("token_mask"), state)
+        b, t = batch["fw_targets"].shape
+        fw, bw = paddle.split(layers[-1], 2, axis=-1)  # 2 x [B, T, P]
+        hidden = self.dropout(paddle.concat([fw, bw], axis=0))  # [2B, T, P]
+        logits = self.softmax(hidden).reshape([2 * b * t, self.vocab_size])  # [2B*T, V]
+        targets = paddle.concat([batch["fw_targets"], batch["bw_targets"]], axis=0).reshape([-1])  # [2B*T]
+        mask = paddle.concat([batch["fw_mask"], batch["bw_mask"]], axis=0).reshape([-1])  # [2B*T]
+        losses = masked_token_losses(logits, targets.astype("int64"), mask).reshape([2, b * t])  # [2, B*T]
+        sums = losses.sum(axis=1)  # [2]
+        counts = mask.astype(sums.dtype).reshape([2, b * t]).sum(axis=1)  # [2]
+        fw_loss, bw_loss = mean_loss(sums[0], counts[0]), mean_loss(sums[1], counts[1])
+        outputs = {
+            "fw_loss_sum": sums[0], "fw_count": counts[0], "bw_loss_sum": sums[1], "bw_count": counts[1],
+            "fw_loss": fw_loss, "bw_loss": bw_loss,
+        }
+        return outputs, 0.5 * (fw_loss + bw_loss), new_state

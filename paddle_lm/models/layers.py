@@ -1,0 +1,202 @@
+"""Building blocks shared by the recurrent models: char-CNN token encoder, highway, projected LSTM.
+
+Shape letters used in the comments: B batch, T time steps, C characters per token, E char embedding
+size, F total char-CNN filters, I LSTM input size, H LSTM cell size, P LSTM output (projection) size.
+"""
+
+from __future__ import annotations
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+#: Rows of the character embedding table: 0 = missing-token padding, 1..256 = utf-8 byte + 1,
+#: 257 begin-of-word, 258 end-of-word, 259 char padding, 260/261 begin/end-of-sentence chars.
+NUM_CHAR_IDS = 262
+
+_ACTIVATIONS = {"relu": F.relu, "tanh": paddle.tanh}
+
+
+class Highway(nn.Layer):
+    """Highway layers, bilm-tf style: ``y = g * relu(W_t x) + (1 - g) * x`` with a sigmoid gate ``g``.
+
+    The gate bias starts at -2 so that, at initialisation, each layer mostly carries its input through.
+    """
+
+    def __init__(self, dim: int, num_layers: int):
+        super().__init__()
+        self.dim = dim
+        self.layers = nn.LayerList([nn.Linear(dim, 2 * dim) for _ in range(num_layers)])
+        for layer in self.layers:
+            bias = paddle.concat([paddle.zeros([dim]), paddle.full([dim], -2.0)])  # [2*dim]: transform | gate
+            layer.bias.set_value(bias)
+
+    def forward(self, x):
+        for layer in self.layers:
+            transform, gate = paddle.split(layer(x), 2, axis=-1)  # 2 x [N, dim]
+            gate = F.sigmoid(gate)
+            x = gate * F.relu(transform) + (1.0 - gate) * x  # [N, dim]
+        return x
+
+
+class CharCNNEncoder(nn.Layer):
+    """Token encoder from characters: embed, convolve, max-pool, highway, project.
+
+    Input ``char_ids`` int ``[B, T, C]`` (any C at least as wide as the widest filter); output
+    ``[B, T, projection_dim]``.
+    """
+
+    def __init__(self, char_embed_dim: int, filters: list, num_highways: int, projection_dim: int,
+                 activation: str = "relu"):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"unknown char-CNN activation {activation!r}")
+        self.activation = _ACTIVATIONS[activation]
+        self.char_embedding = nn.Embedding(
+            NUM_CHAR_IDS, char_embed_dim,
+            weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-1.0, 1.0)),
+        )
+        # Convolutions without bias: the bias is added after max-pooling (same result, much cheaper on CPU).
+        self.convs = nn.LayerList([
+            nn.Conv1D(char_embed_dim, int(count), int(width), data_format="NLC", bias_attr=False)
+            for width, count in filters
+        ])
+        self.num_filters = sum(int(count) for _, count in filters)
+        self.conv_bias = self.create_parameter(
+            [self.num_filters], attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)), is_bias=True
+        )
+        self.highway = Highway(self.num_filters, num_highways)
+        self.projection = nn.Linear(self.num_filters, projection_dim)
+        self.output_dim = projection_dim
+
+    def forward(self, char_ids):
+        b, t, c = char_ids.shape
+        chars = self.char_embedding(char_ids.reshape([b * t, c]))  # [B*T, C, E]
+        pooled = []
+        for conv in self.convs:
+            features = conv(chars)  # [B*T, C - width + 1, count]
+            # Max over char positions. max_pool2d, because Paddle 3.3.1's CPU max() backward is ~100x slower.
+            features = F.max_pool2d(
+                features.unsqueeze(2), (features.shape[1], 1), data_format="NHWC"
+            )  # [B*T, 1, 1, count]
+            pooled.append(features.reshape([b * t, features.shape[-1]]))  # [B*T, count]
+        tokens = self.activation(paddle.concat(pooled, axis=-1) + self.conv_bias)  # [B*T, F]
+        tokens = self.highway(tokens)  # [B*T, F]
+        tokens = self.projection(tokens)  # [B*T, P]
+        return tokens.reshape([b, t, self.output_dim])  # [B, T, P]
+
+
+class ProjectedLSTM(nn.Layer):
+    """One LSTM layer with an optional output projection and optional clipping (TF ``LSTMCell`` semantics).
+
+    ``c_t = clip(f * c_{t-1} + i * g, cell_clip)``, ``h_t = clip(W_proj (o * tanh(c_t)), proj_clip)``; the
+    projection is used when ``proj_size`` is in ``(0, hidden_size)``, ``proj_clip`` only applies with a
+    projection, and a clip of 0 disables it. Gate order (as in Paddle): input, forget, cell, output.
+
+    Parameters always live in one single-layer ``nn.LSTM`` (so checkpoints do not depend on the path
+    taken). Two ways to compute the layer, chosen by ``path``:
+
+    - ``"fused"``: call that ``nn.LSTM`` (no clipping possible). Without a projection this is Paddle's
+      fused RNN kernel (cuDNN on GPU). With a projection, Paddle 3.3.1 has no fused kernel: ``nn.LSTM``
+      then runs ``LSTMCell`` in a Python loop, on CPU and GPU alike.
+    - ``"loop"``: a step loop that computes the input-to-gates product for all T steps in one matmul and
+      only the recurrent product per step; supports clipping.
+    - ``"auto"`` (default): ``"fused"`` when nothing is clipped and there is no projection, else
+      ``"loop"`` (measured faster than ``nn.LSTM``'s own loop with a projection; see bench/bench_lstm.py).
+
+    ``forward(x [B, T, I], state=(h [B, P], c [B, H]) | None) -> (out [B, T, P], (h, c))``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, proj_size: int = 0, cell_clip: float = 0.0,
+                 proj_clip: float = 0.0, forget_bias: float = 1.0, path: str = "auto"):
+        super().__init__()
+        if path not in ("auto", "fused", "loop"):
+            raise ValueError(f"path must be 'auto', 'fused' or 'loop', not {path!r}")
+        self.path = path
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.proj_size = proj_size if 0 < proj_size < hidden_size else 0
+        self.output_size = self.proj_size or hidden_size
+        self.cell_clip = float(cell_clip)
+        self.proj_clip = float(proj_clip) if self.proj_size else 0.0
+        self.lstm = nn.LSTM(input_size, hidden_size, proj_size=self.proj_size)
+        cell = self.lstm[0].cell
+        with paddle.no_grad():
+            h = hidden_size
+            bias = paddle.zeros([4 * h])
+            bias[h:2 * h] = forget_bias  # forget-gate chunk
+            cell.bias_ih.set_value(bias)
+            cell.bias_hh.set_value(paddle.zeros([4 * h]))
+
+    @property
+    def fused(self) -> bool:
+        """True when ``forward`` calls the stock ``nn.LSTM`` (see the class docstring)."""
+        clipped = self.cell_clip > 0 or self.proj_clip > 0
+        if self.path == "fused" and clipped:
+            raise ValueError("ProjectedLSTM path='fused' cannot clip; set cell_clip = proj_clip = 0")
+        return self.path == "fused" or (self.path == "auto" and not clipped and not self.proj_size)
+
+    def initial_state(self, batch_size: int):
+        return (paddle.zeros([batch_size, self.output_size]), paddle.zeros([batch_size, self.hidden_size]))
+
+    def forward(self, x, state=None):
+        if state is None:
+            state = self.initial_state(x.shape[0])
+        h, c = state
+        if self.fused:
+            out, (h_n, c_n) = self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)))  # [B,T,P], [1,B,P], [1,B,H]
+            return out, (h_n.squeeze(0), c_n.squeeze(0))
+        return self._step_loop(x, h, c)
+
+    def _step_loop(self, x, h, c):
+        cell = self.lstm[0].cell
+        bias = cell.bias_ih + cell.bias_hh  # [4H]
+        gates_x = paddle.matmul(x, cell.weight_ih, transpose_y=True) + bias  # [B, T, 4H]
+        gates_x = paddle.unbind(gates_x.transpose([1, 0, 2]), axis=0)  # T x [B, 4H]
+        outputs = []
+        for step_gates in gates_x:
+            gates = step_gates + paddle.matmul(h, cell.weight_hh, transpose_y=True)  # [B, 4H]
+            i, f, g, o = paddle.split(gates, 4, axis=-1)  # 4 x [B, H]
+            c = F.sigmoid(f) * c + F.sigmoid(i) * paddle.tanh(g)  # [B, H]
+            if self.cell_clip > 0:
+                c = paddle.clip(c, -self.cell_clip, self.cell_clip)
+            h = F.sigmoid(o) * paddle.tanh(c)  # [B, H]
+            if self.proj_size:
+                h = paddle.matmul(h, cell.weight_ho)  # [B, P]
+                if self.proj_clip > 0:
+                    h = paddle.clip(h, -self.proj_clip, self.proj_clip)
+            outputs.append(h)
+        return paddle.stack(outputs, axis=1), (h, c)  # [B, T, P]
+
+
+def reverse_padded(x, lengths=None):
+    """Reverse ``x [B, T, ...]`` along time; with ``lengths [B]`` reverse each row within its own length.
+
+    Positions at or after a row's length stay where they are, so applying it twice gives ``x`` back.
+    """
+    if lengths is None:
+        return paddle.flip(x, axis=[1])
+    b, t = x.shape[0], x.shape[1]
+    steps = paddle.arange(t, dtype="int64").unsqueeze(0)  # [1, T]
+    lengths = lengths.astype("int64").unsqueeze(1)  # [B, 1]
+    index = paddle.where(steps < lengths, lengths - 1 - steps, steps)  # [B, T]
+    index = index + paddle.arange(b, dtype="int64").unsqueeze(1) * t  # [B, T] rows of the flattened x
+    flat = x.reshape([b * t] + list(x.shape[2:]))  # [B*T, ...]
+    return paddle.gather(flat, index.reshape([-1]), axis=0).reshape(x.shape)  # [B, T, ...]
+
+
+def masked_token_losses(logits, targets, mask):
+    """Per-target cross-entropy times the mask.
+
+    ``logits [N, V]``, ``targets [N]`` int64 (ignored where ``mask`` is 0, so they may be any value there),
+    ``mask [N]`` float (1 = this target counts). Returns ``[N]`` float.
+    """
+    mask = mask.astype(logits.dtype)
+    targets = paddle.where(mask > 0, targets, paddle.zeros_like(targets))  # [N]
+    ce = F.cross_entropy(logits, targets.unsqueeze(-1), reduction="none").reshape([-1])  # [N]
+    return ce * mask
+
+
+def mean_loss(loss_sum, count):
+    """Token-weighted mean: ``loss_sum / max(count, 1)``."""
+    return loss_sum / paddle.clip(count, min=1.0)

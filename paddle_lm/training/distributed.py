@@ -1,0 +1,53 @@
+"""Explicit, minimal distribution: world size from the launcher's env, gloo/NCCL init only when > 1."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) as set by `paddle.distributed.launch` (0, 1 when run directly)."""
+    return int(os.environ.get("PADDLE_TRAINER_ID", "0")), int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+
+
+def init(world_size: int) -> None:
+    if world_size > 1:
+        import paddle.distributed as dist
+
+        dist.init_parallel_env()
+
+
+def all_reduce_sum(values: list[float], world_size: int) -> list[float]:
+    """Sum a few floats over ranks (a no-op on one rank)."""
+    if world_size == 1:
+        return values
+    import paddle
+    import paddle.distributed as dist
+
+    t = paddle.to_tensor(np.asarray(values, dtype=np.float64))
+    dist.all_reduce(t)
+    return [float(v) for v in t.numpy()]
+
+
+def gather_rows(arrays: list[np.ndarray], world_size: int) -> list[np.ndarray]:
+    """Concatenate each batch-first array over ranks, in rank order (identity on one rank)."""
+    if world_size == 1:
+        return arrays
+    import paddle
+    import paddle.distributed as dist
+
+    out = []
+    for a in arrays:
+        parts: list = []
+        dist.all_gather(parts, paddle.to_tensor(a))
+        out.append(np.concatenate([p.numpy() for p in parts], axis=0))
+    return out
+
+
+def barrier(world_size: int) -> None:
+    if world_size > 1:
+        import paddle.distributed as dist
+
+        dist.barrier()

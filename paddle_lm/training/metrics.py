@@ -1,0 +1,68 @@
+"""`metrics.jsonl`: one JSON line per logging interval, and the loss-curve plot made from it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from paddle_lm.errors import UserError
+
+
+class MetricsLog:
+    """Appends `{"step", "loss", "ppl", "lr", "tokens_per_s"}` lines to ``{save_dir}/metrics.jsonl``.
+
+    When a run resumes from step N, lines after N (from the interrupted run) are dropped first, so the file
+    always describes one consistent history.
+    """
+
+    def __init__(self, save_dir: str, resume_step: int = 0):
+        self.path = os.path.join(save_dir, "metrics.jsonl")
+        os.makedirs(save_dir, exist_ok=True)
+        if os.path.exists(self.path):
+            kept = [r for r in read_metrics(self.path) if resume_step and r["step"] <= resume_step]
+            tmp = self.path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r) + "\n" for r in kept)
+            os.replace(tmp, self.path)
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: str) -> list[dict]:
+    if not os.path.isfile(path):
+        raise UserError(f"{path} does not exist; train with --save_dir first")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    raise UserError(f"{path}:{no} is not a JSON line") from None
+    return rows
+
+
+def plot_metrics(path: str, output: str) -> str:
+    """Save a PNG of loss and perplexity against step from a metrics.jsonl file; returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(path)
+    if not rows:
+        raise UserError(f"{path} has no metrics lines yet")
+    steps = [r["step"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(steps, [r["loss"] for r in rows])
+    ax1.set(xlabel="step", ylabel="training loss (nats/token)", title="loss")
+    ax2.plot(steps, [r["ppl"] for r in rows])
+    ax2.set(xlabel="step", ylabel="perplexity", title="training perplexity", yscale="log")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output

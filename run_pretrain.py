@@ -1,0 +1,27 @@
+"""Pretrain an ELMo biLM or an LSTM LM.
+
+    python run_pretrain.py                                # sample data, small ELMo, CPU
+    python -m paddle.distributed.launch --nproc_per_node 2 run_pretrain.py --device cpu --max_steps 200
+    python -m paddle.distributed.launch --gpus '0,1' run_pretrain.py \
+        --train_data_path='./data/1-billion-word/training-tokenized-shuffled/*' \
+        --vocab_file='./data/1-billion-word/vocab-15w.txt' --preset elmo-original --device gpu
+"""
+
+from paddle_lm.cli import quiet_startup, run_main
+
+quiet_startup()
+
+
+def main() -> None:
+    from args import parse_pretrain
+    from paddle_lm.training.trainer import train
+
+    data, model, train_cfg = parse_pretrain()
+    last = train(data, model, train_cfg)
+    if last:
+        print(f"[paddle-lm] done: step {last['step']} loss {last['loss']:.4f} ppl {last['ppl']:.2f}; "
+              f"checkpoints in {train_cfg.save_dir}", flush=True)
+
+
+if __name__ == "__main__":
+    run_main(main)
