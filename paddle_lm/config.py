@@ -114,6 +114,8 @@ class TrainConfig:
     unroll_steps: int = _f(20, "Tokens per row per step (truncated BPTT length).")
     max_steps: int = _f(0, "Stop after this many optimizer steps (0 = run --epochs).")
     epochs: int = _f(1, "Passes over the training data when --max_steps is 0.")
+    n_negative_samples: int = _f(0, "Train with a sampled softmax over this many negative classes per batch "
+                                 "(bilm-tf: 8192); 0 = full softmax. Evaluation always uses the full softmax.")
     optimizer: str = _f("adagrad", "Optimizer (bilm-tf uses Adagrad).", choices=("adagrad", "adamw"))
     lr: float = _f(0.2, "Peak learning rate.")
     weight_decay: float = _f(0.0, "Decoupled weight decay (AdamW only).")

@@ -18,10 +18,10 @@ from paddle_lm.config import ModelConfig
 from paddle_lm.models.layers import (
     CharCNNEncoder,
     ProjectedLSTM,
-    masked_token_losses,
     mean_loss,
     reverse_padded,
 )
+from paddle_lm.models.sampled_softmax import softmax_token_losses
 
 
 class LSTMStack(nn.Layer):
@@ -65,7 +65,8 @@ class ELMo(nn.Layer):
     ``forward(batch, state=None) -> (outputs, loss, new_state)`` where ``batch`` holds ``char_ids`` int
     ``[B, T, C]``, ``fw_targets`` / ``bw_targets`` int64 ``[B, T]`` (next / previous word id),
     ``fw_mask`` / ``bw_mask`` float ``[B, T]`` (1 = the target counts), and optionally ``token_mask``
-    ``[B, T]`` (1 = real token, right-padded sentences; see ``encode``). The loss is the mean of the two
+    ``[B, T]`` (1 = real token, right-padded sentences; see ``encode``) and ``softmax_samples`` int64 ``[K]``
+    (train with a sampled softmax over these negatives; see models/sampled_softmax.py). The loss is the mean of the two
     directions' token-weighted mean cross-entropies; ``outputs`` holds ``fw_loss_sum``, ``fw_count``,
     ``bw_loss_sum``, ``bw_count``, ``fw_loss``, ``bw_loss`` (scalars).
     """
@@ -120,11 +121,13 @@ class ELMo(nn.Layer):
         layers, new_state = self.encode(batch["char_ids"], batch.get("token_mask"), state)
         b, t = batch["fw_targets"].shape
         fw, bw = paddle.split(layers[-1], 2, axis=-1)  # 2 x [B, T, P]
-        hidden = self.dropout(paddle.concat([fw, bw], axis=0))  # [2B, T, P]
-        logits = self.softmax(hidden).reshape([2 * b * t, self.vocab_size])  # [2B*T, V]
+        hidden = self.dropout(paddle.concat([fw, bw], axis=0)).reshape([2 * b * t, -1])  # [2B*T, P]
         targets = paddle.concat([batch["fw_targets"], batch["bw_targets"]], axis=0).reshape([-1])  # [2B*T]
         mask = paddle.concat([batch["fw_mask"], batch["bw_mask"]], axis=0).reshape([-1])  # [2B*T]
-        losses = masked_token_losses(logits, targets.astype("int64"), mask).reshape([2, b * t])  # [2, B*T]
+        losses = softmax_token_losses(
+            hidden, self.softmax.weight, self.softmax.bias, targets.astype("int64"), mask, class_axis=1,
+            samples=batch.get("softmax_samples"),
+        ).reshape([2, b * t])  # [2, B*T]
         sums = losses.sum(axis=1)  # [2]
         counts = mask.astype(sums.dtype).reshape([2, b * t]).sum(axis=1)  # [2]
         fw_loss, bw_loss = mean_loss(sums[0], counts[0]), mean_loss(sums[1], counts[1])

@@ -13,7 +13,8 @@ import paddle
 from paddle import nn
 
 from paddle_lm.config import ModelConfig
-from paddle_lm.models.layers import masked_token_losses, mean_loss
+from paddle_lm.models.layers import mean_loss
+from paddle_lm.models.sampled_softmax import softmax_token_losses
 
 
 class LSTMLM(nn.Layer):
@@ -72,12 +73,12 @@ class LSTMLM(nn.Layer):
         out, (h_n, c_n) = self.lstm(x, (h0, c0))  # [B, T, H], 2 x [L, B, H]
         out = self.dropout(out).reshape([b * t, self.hidden_size])  # [B*T, H]
         if self.tie_weights:
-            logits = paddle.matmul(out, self.embedding.weight, transpose_y=True)  # [B*T, V]
-            logits = logits + self.output_bias  # [B*T, V]
+            weight, bias, axis = self.embedding.weight, self.output_bias, 0  # [V, E]
         else:
-            logits = self.output(out)  # [B*T, V]
+            weight, bias, axis = self.output.weight, self.output.bias, 1  # [H, V]
         mask = batch["fw_mask"].reshape([-1])  # [B*T]
-        losses = masked_token_losses(logits, batch["fw_targets"].reshape([-1]).astype("int64"), mask)  # [B*T]
+        targets = batch["fw_targets"].reshape([-1]).astype("int64")  # [B*T]
+        losses = softmax_token_losses(out, weight, bias, targets, mask, axis, batch.get("softmax_samples"))  # [B*T]
         loss_sum = losses.sum()
         count = mask.astype(loss_sum.dtype).sum()
         loss = mean_loss(loss_sum, count)

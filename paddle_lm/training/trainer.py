@@ -18,12 +18,14 @@ from paddle_lm.data.stream import BPTTStream
 from paddle_lm.data.vocab import Vocab
 from paddle_lm.errors import UserError
 from paddle_lm.models import build_model
+from paddle_lm.models.sampled_softmax import LogUniformSampler
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
 from paddle_lm.training.metrics import MetricsLog
 from paddle_lm.training.optim import build_optimizer
 
-RNG_SCHEME = "paddle.seed(seed + 1000003 * rank + step) before every step"
+RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + step) before every step; "
+              "softmax samples: numpy default_rng([seed, rank, step])")
 STAT_KEYS = ("fw_loss_sum", "fw_count", "bw_loss_sum", "bw_count")
 
 
@@ -89,6 +91,12 @@ class Trainer:
         self.total_steps = cfg.max_steps or cfg.epochs * spe
         paddle.seed(cfg.seed)  # identical initial weights on every rank
         self.model = build_model(model_cfg)
+        self.sampler = None
+        if cfg.n_negative_samples:
+            if cfg.n_negative_samples >= len(self.vocab):
+                raise UserError(f"--n_negative_samples {cfg.n_negative_samples} must be smaller than the "
+                                f"vocabulary ({len(self.vocab)} tokens); use 0 for the full softmax")
+            self.sampler = LogUniformSampler(len(self.vocab), cfg.n_negative_samples)
         self.opt, self.sched = build_optimizer(cfg, self.model, self.total_steps)
         self.step, self.state = 0, None
         if side is not None:
@@ -163,7 +171,10 @@ class Trainer:
                 if s == 0:
                     self.state = None  # a new epoch starts every row afresh
                 paddle.seed(cfg.seed + 1000003 * self.rank + self.step)
-                outputs, loss, new_state = self.net(to_tensors(self.stream.batch(s)), self.state)
+                batch = self.stream.batch(s)
+                if self.sampler is not None:
+                    batch["softmax_samples"] = self.sampler.draw(np.random.default_rng([cfg.seed, self.rank, self.step]))
+                outputs, loss, new_state = self.net(to_tensors(batch), self.state)
                 loss.backward()
                 self.opt.step()
                 self.opt.clear_grad()

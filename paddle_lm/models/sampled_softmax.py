@@ -1,0 +1,75 @@
+"""Sampled softmax (bilm-tf's training objective for large vocabularies), as a small explicit-RNG unit.
+
+Training scores each target against K negative classes drawn once per batch from a log-uniform (Zipf)
+distribution over the frequency-ordered vocabulary, ``p(k) = log((k+2)/(k+1)) / log(V+1)``, with the
+usual correction: every logit has ``log(expected count) = log(K p(k))`` subtracted, and a sampled class that
+equals a row's own target is removed from that row. Evaluation always uses the full softmax.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+
+class LogUniformSampler:
+    """Draws K class ids (with replacement) from the log-uniform distribution over ``vocab_size`` ids."""
+
+    def __init__(self, vocab_size: int, num_samples: int):
+        if not 0 < num_samples:
+            raise ValueError("num_samples must be positive")
+        self.vocab_size, self.num_samples = vocab_size, num_samples
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """`[K]` int64 ids; the same `rng` state gives the same ids."""
+        u = rng.random(self.num_samples)
+        ids = np.floor(np.exp(u * math.log(self.vocab_size + 1))).astype(np.int64) - 1  # inverse CDF
+        return np.clip(ids, 0, self.vocab_size - 1)
+
+
+def log_expected_count(ids: paddle.Tensor, vocab_size: int, num_samples: int) -> paddle.Tensor:
+    """``log(K * p(id))`` under the log-uniform sampler, elementwise."""
+    ids = ids.astype("float32")
+    p = paddle.log((ids + 2.0) / (ids + 1.0)) / math.log(vocab_size + 1)
+    return paddle.log(p * num_samples)
+
+
+def sampled_token_losses(hidden, weight, bias, targets, mask, samples, vocab_size: int, class_axis: int):
+    """Per-target sampled-softmax cross-entropy times the mask.
+
+    ``hidden [N, P]``; ``weight`` holds the output classes along ``class_axis`` (``[P, V]`` for an
+    ``nn.Linear`` weight, axis 1; ``[V, P]`` for a tied embedding, axis 0); ``bias [V]``; ``targets [N]``
+    int64; ``mask [N]`` float; ``samples [K]`` int64. Returns ``[N]``.
+    """
+    k = samples.shape[0]
+    safe_targets = paddle.where(mask > 0, targets, paddle.zeros_like(targets))  # [N]
+    w_true = paddle.gather(weight, safe_targets, axis=class_axis)  # [P, N] or [N, P]
+    w_samp = paddle.gather(weight, samples, axis=class_axis)  # [P, K] or [K, P]
+    if class_axis == 1:
+        w_true, w_samp = w_true.T, w_samp.T  # [N, P], [K, P]
+    true_logit = (hidden * w_true).sum(axis=-1) + paddle.gather(bias, safe_targets)  # [N]
+    true_logit = true_logit - log_expected_count(safe_targets, vocab_size, k)  # [N]
+    samp_logit = paddle.matmul(hidden, w_samp, transpose_y=True) + paddle.gather(bias, samples)  # [N, K]
+    samp_logit = samp_logit - log_expected_count(samples, vocab_size, k).unsqueeze(0)  # [N, K]
+    hits = safe_targets.unsqueeze(1) == samples.unsqueeze(0)  # [N, K]
+    samp_logit = paddle.where(hits, paddle.full_like(samp_logit, -1e4), samp_logit)  # [N, K]
+    logits = paddle.concat([true_logit.unsqueeze(1), samp_logit], axis=1)  # [N, 1+K]
+    ce = F.cross_entropy(logits, paddle.zeros([logits.shape[0], 1], dtype="int64"), reduction="none")  # [N, 1]
+    return ce.reshape([-1]) * mask.astype(ce.dtype)  # [N]
+
+
+def softmax_token_losses(hidden, weight, bias, targets, mask, class_axis: int, samples=None):
+    """Per-target cross-entropy (times the mask) under the full softmax, or the sampled one if `samples`.
+
+    Shapes as in `sampled_token_losses`; returns ``[N]``.
+    """
+    from paddle_lm.models.layers import masked_token_losses
+
+    vocab_size = weight.shape[class_axis]
+    if samples is not None:
+        return sampled_token_losses(hidden, weight, bias, targets, mask, samples, vocab_size, class_axis)
+    logits = paddle.matmul(hidden, weight, transpose_y=class_axis == 0) + bias  # [N, V]
+    return masked_token_losses(logits, targets, mask)
