@@ -70,3 +70,24 @@ def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
     add_config_args(p, EvalConfig)
     ns = p.parse_args(argv)
     return _fill(EvalConfig, ns), _fill(DataConfig, ns), ns.vocab_file
+
+
+COMPARE_HELP = """Compare encoders on identical folds and print one table. Each SPEC is ENCODER[:key=value,...]
+with ENCODER elmo or word2vec (alias w2v); keys: for elmo ckpt=PREFIX, layers=mix|top, trainable=1; for
+word2vec file=PATH or train_on=GLOB, dim=N, epochs=N; any encoder: name=LABEL. Unset keys come from the
+other flags. With no SPEC: elmo, word2vec trained on the sample LM corpus, and the sample GloVe vectors."""
+
+
+def parse_finetune(argv=None):
+    """FinetuneConfig from the command line of run_finetune.py (``--compare`` takes the encoder specs)."""
+    from paddle_lm.config import DEFAULT_COMPARE, FinetuneConfig
+
+    p = argparse.ArgumentParser(description="Sentence-polarity classifier (bag of words -> MLP) on ELMo or "
+                                "word2vec token vectors, with K-fold CV and a paired comparison.")
+    add_config_args(p, FinetuneConfig)
+    p.add_argument("--compare", nargs="*", default=None, metavar="SPEC", help=COMPARE_HELP)
+    ns = p.parse_args(argv)
+    cfg = _fill(FinetuneConfig, ns)
+    if ns.compare is not None:
+        cfg.compare = list(ns.compare) or list(DEFAULT_COMPARE)
+    return cfg

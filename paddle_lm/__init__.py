@@ -8,6 +8,21 @@ from paddle_lm.errors import UserError  # noqa: F401
 
 __version__ = "0.1.0"
 
+# Public names that need Paddle: imported from their module on first access (PEP 562), not at import time.
+_LAZY = {"ELMoEmbedder": "paddle_lm.downstream.embedder", "ScalarMix": "paddle_lm.downstream.embedder"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 def build_model(cfg):
     """Build a model from a ModelConfig (see paddle_lm.models.build_model)."""

@@ -179,3 +179,88 @@ def validate_train(cfg: TrainConfig) -> None:
         raise UserError("--max_steps must be >= 0 and --epochs positive")
     if cfg.lr <= 0:
         raise UserError("--lr must be positive")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Downstream: the sentence-polarity classifier (run_finetune.py)
+
+SAMPLE_GLOVE_FILE = os.path.join(SAMPLE_ROOT, "glove.6B.50d", "glove.6B.50d.w2v.bin")
+#: The encoders `--compare` runs when given no specs: ELMo, word2vec trained on ELMo's corpus, GloVe.
+DEFAULT_COMPARE = ("elmo", f"word2vec:train_on={os.path.join(SAMPLE_LM_DIR, 'training-tokenized-shuffled', '*')}",
+                   f"word2vec:file={SAMPLE_GLOVE_FILE}")
+
+
+@dataclass
+class FinetuneConfig:
+    # --- data
+    data_dir: str = _f(SAMPLE_POLARITY_DIR, "Folder with rt-polarity.pos and rt-polarity.neg, one tokenized "
+                       "sentence per line.")
+    encoding: str = _f("auto", "Text encoding of the polarity files; auto = UTF-8, falling back to Windows-1252 "
+                       "(the original Cornell files are Latin-1) with a note.")
+    clean: bool = _f(False, "Clean the text first: NFKC-normalize, unescape HTML entities, lowercase and drop "
+                     "punctuation-only tokens (off: the data is already tokenized, and ELMo was pretrained on "
+                     "cased text).")
+    # --- encoder
+    encoder: str = _f("elmo", "Token encoder under the bag-of-words classifier.", choices=("elmo", "word2vec"))
+    init_from_ckpt: str = _f("./checkpoints/final", "ELMo checkpoint prefix (--encoder elmo), e.g. "
+                             "./checkpoints/10000.")
+    vocab_file: str = _f("", "Optional: check that this vocabulary is the one the ELMo checkpoint was trained "
+                         "with.")
+    elmo_layers: str = _f("mix", "ELMo layers fed to the classifier: a learned scalar mix of all three, or the "
+                          "top one.", choices=("mix", "top"))
+    trainable: bool = _f(False, "Fine-tune ELMo's weights with the classifier (slow on CPU); frozen by default, "
+                         "when the layers are computed once for all sentences.")
+    elmo_batch_size: int = _f(64, "Sentences per ELMo forward pass when computing frozen features.")
+    pretrained_word2vec_file: str = _f("", "Word vectors for --encoder word2vec: word2vec binary or text, or "
+                                       "GloVe text without the header line (the format is detected).")
+    train_word2vec_on: str = _f("", "Instead of a vectors file: train word2vec (skip-gram) on this glob of "
+                                "tokenized shards, e.g. the corpus ELMo was pretrained on.")
+    word2vec_dim: int = _f(100, "Size of the word2vec vectors trained with --train_word2vec_on.")
+    word2vec_epochs: int = _f(10, "Passes of word2vec training over the corpus.")
+    word2vec_window: int = _f(5, "word2vec context window (words each side).")
+    word2vec_min_count: int = _f(3, "word2vec keeps words seen at least this often (the sample vocab uses 3).")
+    word2vec_cache_dir: str = _f("", "Where trained word2vec vectors are cached (default: the "
+                                 ".paddle_lm_cache folder beside the corpus shards).")
+    # --- classifier and training
+    hidden_size: int = _f(128, "Hidden units of the classifier's MLP.")
+    dropout: float = _f(0.3, "Dropout before each layer of the MLP.")
+    normalize: bool = _f(True, "Standardize each feature of the averaged sentence vector (BatchNorm) before the "
+                         "MLP; averaged ELMo states vary little around a large offset and stall the MLP without.")
+    lr: float = _f(1e-3, "Adam learning rate.")
+    epochs: int = _f(30, "Most passes over each training fold (early stopping usually ends sooner).")
+    batch_size: int = _f(32, "Sentences per optimizer step.")
+    patience: int = _f(3, "Stop after this many epochs without a lower dev loss; the best epoch's weights are "
+                       "restored.")
+    dev_fraction: float = _f(0.1, "Share of each training fold held out (stratified) as the early-stopping dev "
+                             "set.")
+    # --- evaluation
+    folds: int = _f(0, "Stratified K-fold cross-validation with K folds (K >= 2); 0 = one held-out split of "
+                    "--test_fraction.")
+    test_fraction: float = _f(0.1, "Test share of the single stratified split used when --folds is 0.")
+    seed: int = _f(1234, "Seed of the splits, the classifier initialization and shuffling.")
+    compare: list = _f([], "Encoder specs to compare on identical folds (see run_finetune.py -h).", cli=False)
+    device: str = _f("cpu", "Device to run on.", choices=("cpu", "gpu"))
+    json: bool = _f(False, "Print a machine-readable JSON summary as the last line.")
+
+
+def validate_finetune(cfg: FinetuneConfig) -> None:
+    """One UserError naming the flag for any nonsensical FinetuneConfig value."""
+    for name in ("hidden_size", "epochs", "batch_size", "elmo_batch_size", "word2vec_dim", "word2vec_epochs",
+                 "word2vec_window", "word2vec_min_count"):
+        if getattr(cfg, name) <= 0:
+            raise UserError(f"--{name} must be positive")
+    if cfg.lr <= 0:
+        raise UserError("--lr must be positive")
+    if cfg.patience < 1:
+        raise UserError("--patience must be at least 1")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise UserError("--dropout must be in [0, 1)")
+    for name in ("dev_fraction", "test_fraction"):
+        if not 0.0 < getattr(cfg, name) < 1.0:
+            raise UserError(f"--{name} must be between 0 and 1")
+    if cfg.folds == 1 or cfg.folds < 0:
+        raise UserError(f"--folds {cfg.folds}: cross-validation needs at least 2 folds (0 = one held-out split)")
+    one_source = bool(cfg.pretrained_word2vec_file) != bool(cfg.train_word2vec_on)
+    if cfg.encoder == "word2vec" and not cfg.compare and not one_source:
+        raise UserError("--encoder word2vec needs exactly one of --pretrained_word2vec_file PATH or "
+                        "--train_word2vec_on GLOB")

@@ -77,3 +77,56 @@ def evaluate(cfg: EvalConfig, data: DataConfig, vocab_file: str | None = None, p
     report = perplexity_report(loss_sums(model, stream, cfg.max_steps, progress), mcfg.model == "elmo")
     report["step"] = side["step"]
     return report
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Classification: accuracy and paired significance tests (used by paddle_lm.downstream.finetune)
+
+
+def accuracy(predictions, labels) -> float:
+    """Share of equal entries of two equally long 1-D label arrays."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if predictions.shape != labels.shape or predictions.size == 0:
+        raise ValueError(f"accuracy needs two equally long, non-empty arrays, got {predictions.shape} and "
+                         f"{labels.shape}")
+    return float((predictions == labels).mean())
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0.0 for a single value)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def mcnemar_exact(correct_a, correct_b) -> dict:
+    """McNemar's exact test on paired predictions of two classifiers over the same test items.
+
+    ``correct_a`` / ``correct_b``: booleans, whether each classifier got each item right. Only the
+    discordant pairs count: ``b`` = A right and B wrong, ``c`` = A wrong and B right. Under the null
+    hypothesis (equal error rates) b ~ Binomial(b + c, 1/2); the p-value is the exact two-sided binomial
+    test (scipy.stats.binomtest), 1.0 when there are no discordant pairs.
+    """
+    from scipy.stats import binomtest
+
+    a, b_ = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b_.shape:
+        raise ValueError(f"mcnemar_exact needs paired predictions, got {a.shape} and {b_.shape}")
+    b, c = int((a & ~b_).sum()), int((~a & b_).sum())
+    p = binomtest(b, b + c, 0.5, alternative="two-sided").pvalue if b + c else 1.0
+    return {"b": b, "c": c, "n": int(a.size), "p": float(p)}
+
+
+def paired_ttest(acc_a, acc_b) -> dict:
+    """Paired t-test (scipy.stats.ttest_rel) over per-fold accuracies of two classifiers on the same folds.
+
+    ``t`` and ``p`` are None with fewer than two folds, or when every fold has the same difference (the test
+    statistic is undefined then).
+    """
+    from scipy.stats import ttest_rel
+
+    a, b = np.asarray(acc_a, dtype=np.float64), np.asarray(acc_b, dtype=np.float64)
+    d = a - b
+    if a.size < 2 or np.allclose(d, d[0]):
+        return {"t": None, "p": None, "folds": int(a.size)}
+    r = ttest_rel(a, b)
+    return {"t": float(r.statistic), "p": float(r.pvalue), "folds": int(a.size)}

@@ -1,9 +1,13 @@
-"""Shared fixtures: a tiny corpus written by the tests themselves, and a helper to run the real scripts."""
+"""Shared fixtures and helpers: a tiny corpus written by the tests themselves, a tiny checkpoint trained
+on it, the real scripts run in a subprocess or in this process, and the one-line-error check."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import random
+import runpy
 import subprocess
 import sys
 
@@ -56,3 +60,45 @@ def run_script(args: list[str], cwd: str, timeout: int = 300, env: dict | None =
     full_env = {**os.environ, "PYTHONPATH": ROOT, "MKL_DEBUG_CPU_TYPE": "5", **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def train_tiny(corpus: dict, save_dir: str, preset: str = "elmo-tiny", save_steps: int = 1) -> str:
+    """Train `preset` (its model family) for 2 steps on `corpus` (the tiny_corpus fixture) into save_dir.
+
+    Checkpoints land every `save_steps` steps, plus `final`; returns save_dir.
+    """
+    from paddle_lm.config import PRESETS, DataConfig, TrainConfig, apply_preset
+    from paddle_lm.training.trainer import train
+
+    train(DataConfig(train_data_path=corpus["train"], vocab_file=corpus["vocab"]),
+          apply_preset(PRESETS[preset]["model"], preset),
+          TrainConfig(save_dir=save_dir, batch_size=4, unroll_steps=5, max_steps=2, save_steps=save_steps),
+          progress=False)
+    return save_dir
+
+
+def run_inproc(target: str, argv: list[str], monkeypatch) -> tuple[int, str, str]:
+    """`python TARGET ARGV` in this process; returns (exit status, stdout, stderr).
+
+    TARGET is a top-level script relative to the repo root, or "paddle_lm" for `python -m paddle_lm`.
+    """
+    monkeypatch.setattr(sys, "argv", [target, *argv])
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if target == "paddle_lm":
+                runpy.run_module("paddle_lm", run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(os.path.join(ROOT, target), run_name="__main__")
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    """Exit status 2, exactly one `error:` line in stderr, no traceback, and every needle in that line."""
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in lines[0], lines[0]

@@ -208,6 +208,29 @@ def test_clipping_bounds_cell_and_output():
     assert float(out.abs().max()) <= 0.01 + 1e-7 and float(c.abs().max()) <= 0.05 + 1e-7
 
 
+def test_step_loop_traces_for_any_length():
+    """``paddle.jit.to_static(full_graph=True)`` turns the step loop into a graph that takes any B and T."""
+
+    class Outputs(paddle.nn.Layer):
+        def __init__(self, layer):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x):
+            out, (h, c) = self.layer(x)
+            return out, h, c
+
+    paddle.seed(0)
+    layer = ProjectedLSTM(8, 16, 6, cell_clip=0.5, proj_clip=0.3)
+    spec = [paddle.static.InputSpec([None, None, 8], "float32")]
+    static = paddle.jit.to_static(Outputs(layer), input_spec=spec, full_graph=True)
+    for b, t in [(3, 7), (2, 1), (1, 11)]:
+        x = paddle.randn([b, t, 8])
+        out, (h, c) = layer(x)  # eager
+        for a, e in zip(static(x), (out, h, c)):
+            close(a, e)
+
+
 def test_auto_path_choice():
     assert ProjectedLSTM(4, 8).fused
     assert not ProjectedLSTM(4, 8, cell_clip=3.0).fused

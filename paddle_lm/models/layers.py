@@ -100,7 +100,8 @@ class ProjectedLSTM(nn.Layer):
       fused RNN kernel (cuDNN on GPU). With a projection, Paddle 3.3.1 has no fused kernel: ``nn.LSTM``
       then runs ``LSTMCell`` in a Python loop, on CPU and GPU alike.
     - ``"loop"``: a step loop that computes the input-to-gates product for all T steps in one matmul and
-      only the recurrent product per step; supports clipping.
+      only the recurrent product per step; supports clipping, and traces with
+      ``paddle.jit.to_static(full_graph=True)`` for any B and T (what ``python -m paddle_lm export`` saves).
     - ``"auto"`` (default): ``"fused"`` when nothing is clipped and there is no projection, else
       ``"loop"`` (measured faster than ``nn.LSTM``'s own loop with a projection; see bench/bench_lstm.py).
 
@@ -152,9 +153,14 @@ class ProjectedLSTM(nn.Layer):
         cell = self.lstm[0].cell
         bias = cell.bias_ih + cell.bias_hh  # [4H]
         gates_x = paddle.matmul(x, cell.weight_ih, transpose_y=True) + bias  # [B, T, 4H]
-        gates_x = paddle.unbind(gates_x.transpose([1, 0, 2]), axis=0)  # T x [B, 4H]
+        steps = gates_x.transpose([1, 0, 2])  # [T, B, 4H]
+        if paddle.in_dynamic_mode():
+            # Eager: T tensors with one cheap backward (indexing step t instead costs a full [T, B, 4H]
+            # gradient per step: ~1.9x slower LSTM fwd+bwd). Under paddle.jit.to_static, where T may be unknown,
+            # ``steps`` stays a tensor and the loop below becomes a while loop over its rows.
+            steps = paddle.unbind(steps, axis=0)  # T x [B, 4H]
         outputs = []
-        for step_gates in gates_x:
+        for step_gates in steps:  # [B, 4H]
             gates = step_gates + paddle.matmul(h, cell.weight_hh, transpose_y=True)  # [B, 4H]
             i, f, g, o = paddle.split(gates, 4, axis=-1)  # 4 x [B, H]
             c = F.sigmoid(f) * c + F.sigmoid(i) * paddle.tanh(g)  # [B, H]

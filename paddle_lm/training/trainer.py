@@ -30,9 +30,14 @@ STAT_KEYS = ("fw_loss_sum", "fw_count", "bw_loss_sum", "bw_count")
 
 
 def set_device(device: str) -> None:
-    if device == "gpu" and not paddle.is_compiled_with_cuda():
-        raise UserError("--device gpu: this Paddle build has no CUDA; install paddlepaddle-gpu (see README)")
-    paddle.set_device(device)
+    """``paddle.set_device(device)`` with one-line errors for an unknown device or a CPU-only build."""
+    if device.startswith("gpu") and not paddle.is_compiled_with_cuda():
+        raise UserError(f"device {device!r}: this Paddle build has no CUDA; install paddlepaddle-gpu (see README) "
+                        f"or use cpu")
+    try:
+        paddle.set_device(device)
+    except (ValueError, RuntimeError) as e:
+        raise UserError(f"device {device!r} is not usable here ({e}); use 'cpu' or 'gpu'") from None
 
 
 def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, paddle.Tensor]:

@@ -1,0 +1,215 @@
+"""Contextual word vectors from a pretrained ELMo checkpoint, and the learned scalar mix of its layers.
+
+    from paddle_lm import ELMoEmbedder
+    emb = ELMoEmbedder("checkpoints/final")
+    vectors = emb.encode([["The", "first", "sentence", "."], ["Another", "one", "."]])
+    vectors[0].shape  # (3, 4, 2 * projection_dim)
+
+Shape letters: B batch, T tokens (boundaries stripped), C characters per token, P projection_dim,
+L output layers (= LSTM layers + 1), D feature size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+from tqdm import tqdm
+
+from paddle_lm.data.chars import sentences_char_ids
+from paddle_lm.data.vocab import BOS, EOS
+from paddle_lm.errors import UserError
+from paddle_lm.training import checkpoint as ckpt
+from paddle_lm.training.trainer import set_device
+
+#: run_batch(char_ids [B, T+2, C] int32, mask [B, T+2] float32) -> [B, L, T+2, 2P] float32 (numpy)
+BatchFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def validate_sentences(sentences, allow_empty_list: bool = True) -> None:
+    """Raise a UserError naming the first sentence that is not a non-empty list of whitespace-free tokens."""
+    if isinstance(sentences, str) or not isinstance(sentences, Sequence):
+        raise UserError(f"sentences must be a list of tokenized sentences (lists of strings), "
+                        f"not {type(sentences).__name__}")
+    if not sentences and not allow_empty_list:
+        raise UserError("sentences is empty: pass at least one tokenized sentence")
+    for i, sent in enumerate(sentences):
+        if isinstance(sent, str):
+            raise UserError(f"sentence {i} is a string, not a list of tokens; tokenize it first, e.g. "
+                            f"{sent[:30]!r}.split()")
+        if not isinstance(sent, (list, tuple)):
+            raise UserError(f"sentence {i} is a {type(sent).__name__}, not a list of tokens")
+        if not sent:
+            raise UserError(f"sentence {i} is empty; every sentence needs at least one token")
+        for j, tok in enumerate(sent):
+            if not isinstance(tok, str) or not tok or any(ch.isspace() for ch in tok):
+                raise UserError(f"sentence {i}, token {j} ({tok!r}) is not a non-empty string without "
+                                f"whitespace; split sentences into tokens first")
+
+
+def iter_encoded(sentences: Sequence[Sequence[str]], max_chars: int, batch_size: int, run_batch: BatchFn,
+                 progress: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, vectors [L, n_tokens, 2P])`` for every sentence, one length-sorted batch at a time.
+
+    Sentences are sorted longest first and cut into batches of ``batch_size`` (little padding); each is
+    wrapped in ``<S>`` ... ``</S>``, run through ``run_batch``, and the boundary positions are stripped.
+    Yields in batch order, not input order; memory holds one batch. Sentences must be validated already.
+    """
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]), reverse=True)
+    show = progress and len(sentences) > batch_size
+    with tqdm(total=len(sentences), desc="embedding", unit="sent", disable=not show, dynamic_ncols=True) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            char_ids, mask = sentences_char_ids([[BOS, *sentences[i], EOS] for i in idx], max_chars)
+            stacked = run_batch(char_ids, mask)  # [B, L, T+2, 2P]
+            for row, i in enumerate(idx):
+                yield i, stacked[row, :, 1:len(sentences[i]) + 1].copy()  # [L, n, 2P]
+            bar.update(len(idx))
+
+
+class ELMoEmbedder:
+    """Tokenized sentences -> ELMo vectors of every layer, from a paddle-lm checkpoint.
+
+    ``params_file`` is a checkpoint prefix such as ``checkpoints/final`` or its ``.pdparams`` file; the
+    architecture and vocabulary come from the checkpoint. ``device`` is passed to ``paddle.set_device``
+    (Paddle's global device). ``batch_size`` sentences are encoded at a time; ``progress`` shows a bar when
+    there is more than one batch. ``flag`` names the checkpoint argument in error messages.
+
+    Attributes: ``model`` (the ``ELMo`` layer, in eval mode), ``sidecar`` (the checkpoint's metadata),
+    ``projection_dim`` (P; vectors are 2P wide), ``num_layers`` (output layers L: the token layer plus one
+    per LSTM layer, 3 for the usual 2-layer biLM), ``max_chars`` (characters per token, from training).
+
+    Two ways in:
+
+    - ``encode(sentences)`` -> one ``float32 [L, n_tokens, 2P]`` numpy array per sentence: inference
+      (eval mode, no gradients), batched by length, input order kept.
+    - ``batch_layers(sentences)`` -> ``(layers, mask)`` Paddle tensors in the model's current mode and with
+      gradients, to train a downstream model on top of ELMo (and fine-tune it).
+    """
+
+    def __init__(self, params_file: str, batch_size: int = 64, device: str = "cpu", progress: bool = True,
+                 *, flag: str = "params_file"):
+        from paddle_lm.evaluation import load_model
+
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UserError(f"batch_size must be a positive integer, not {batch_size!r}")
+        set_device(device)
+        prefix = ckpt.resolve_prefix(os.fspath(params_file), flag, allow_suffix=True)
+        side = ckpt.read_sidecar(prefix)
+        kind = side.get("model_config", {}).get("model")
+        if kind != "elmo":
+            raise UserError(f"{flag} {prefix!r} holds a {kind!r} model, not an ELMo biLM; ELMoEmbedder needs a "
+                            f"checkpoint trained with --model elmo")
+        self.model, self.sidecar, self.vocab = load_model(prefix, flag=flag, allow_suffix=True)
+        self.prefix = prefix
+        self.batch_size = batch_size
+        self.progress = progress
+        self.projection_dim = int(side["model_config"]["projection_dim"])
+        self.num_layers = int(side["model_config"]["num_layers"]) + 1
+        self.max_chars = int(side["data"]["max_characters_per_token"])
+
+    def __repr__(self) -> str:
+        return (f"ELMoEmbedder({self.prefix!r}, layers={self.num_layers}, dim={2 * self.projection_dim}, "
+                f"batch_size={self.batch_size})")
+
+    def _run_batch(self, char_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Eval-mode, gradient-free ``ELMo.encode`` of one batch: ``[B, L, T+2, 2P]`` numpy."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with paddle.no_grad():
+                layers, _ = self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask))  # L x [B, T+2, 2P]
+                return paddle.stack(layers, axis=1).numpy()  # [B, L, T+2, 2P]
+        finally:
+            if was_training:
+                self.model.train()
+
+    def iter_encode(self, sentences: Sequence[Sequence[str]]) -> Iterator[tuple[int, np.ndarray]]:
+        """Like ``encode`` but yields ``(index, vectors)`` batch by batch (length order, not input order).
+
+        For large inputs: memory holds one batch, not every sentence's vectors.
+        """
+        validate_sentences(sentences)
+        return iter_encoded(sentences, self.max_chars, self.batch_size, self._run_batch, self.progress)
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """One ``float32 [L, n_tokens, 2P]`` array per tokenized sentence, in input order.
+
+        Layer 0 is the char-CNN token encoding repeated for both directions; layer k >= 1 is the k-th forward
+        LSTM output concatenated with the k-th backward one. Each sentence is wrapped in ``<S>`` ... ``</S>``
+        as in training (those positions are not returned) and starts from a zero LSTM state; padding in a
+        batch never changes a sentence's vectors. An empty sentence, a sentence given as a string, or a token
+        with whitespace raises a UserError naming the sentence.
+        """
+        validate_sentences(sentences)
+        out: list = [None] * len(sentences)
+        for i, vectors in iter_encoded(sentences, self.max_chars, self.batch_size, self._run_batch, self.progress):
+            out[i] = vectors
+        return out
+
+    def batch_layers(self, sentences: Sequence[Sequence[str]]):
+        """Differentiable ELMo layers of one batch, for training a model on top (and fine-tuning ELMo).
+
+        Returns ``(layers, mask)``: ``layers`` is a list of L tensors ``[B, T, 2P]`` (boundaries stripped, T
+        the longest sentence, values at padded positions unspecified) and ``mask`` float32 ``[B, T]`` (1 =
+        real token). Runs in the model's current mode (call ``embedder.model.train()`` for dropout) and
+        records gradients unless the caller is inside ``paddle.no_grad()``; pass the model's parameters to
+        the optimizer to fine-tune them. Feed the result to ``ScalarMix``.
+        """
+        validate_sentences(sentences, allow_empty_list=False)
+        char_ids, mask = sentences_char_ids([[BOS, *s, EOS] for s in sentences], self.max_chars)
+        layers, _ = self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask))  # L x [B, T+2, 2P]
+        lengths = np.array([len(s) for s in sentences])  # [B]
+        token_mask = (np.arange(lengths.max())[None, :] < lengths[:, None]).astype(np.float32)  # [B, T]
+        return [h[:, 1:-1] for h in layers], paddle.to_tensor(token_mask)  # L x [B, T, 2P], [B, T]
+
+
+class ScalarMix(nn.Layer):
+    """Learned weighted sum of ELMo layers: ``gamma * sum_j softmax(w)_j * h_j`` (Peters et al., 2018).
+
+    ``w`` (``[num_layers]``) starts at 0 and ``gamma`` (``[1]``) at 1, so initially the mix is the mean of
+    the layers. ``forward(layers, mask=None)``: ``layers`` is a list (or tuple) of ``num_layers`` tensors
+    ``[B, T, D]`` (as ``ELMoEmbedder.batch_layers`` returns), ``mask`` ``[B, T]`` (1 = real token); returns
+    ``[B, T, D]``.
+
+    With ``do_layer_norm`` each layer is first normalised to zero mean and unit variance over the real
+    tokens of each sentence (all D features together; ``mask`` None = every position is real). AllenNLP
+    takes these statistics over the whole batch instead; per sentence keeps a sentence's output
+    independent of what it is batched with.
+    """
+
+    def __init__(self, num_layers: int, do_layer_norm: bool = False):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"ScalarMix needs at least one layer, got {num_layers}")
+        self.num_layers = num_layers
+        self.do_layer_norm = do_layer_norm
+        self.scalar_parameters = self.create_parameter(
+            [num_layers], attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)))
+        self.gamma = self.create_parameter([1], attr=paddle.ParamAttr(initializer=nn.initializer.Constant(1.0)))
+
+    def forward(self, layers, mask=None):
+        if not isinstance(layers, (list, tuple)) or len(layers) != self.num_layers:
+            got = len(layers) if isinstance(layers, (list, tuple)) else type(layers).__name__
+            raise ValueError(f"ScalarMix expects a list of {self.num_layers} tensors [B, T, D], got {got}")
+        if self.do_layer_norm:
+            if mask is None:
+                mask = paddle.ones(layers[0].shape[:2], dtype=layers[0].dtype)  # [B, T]
+            layers = [_masked_norm(h, mask) for h in layers]
+        weights = F.softmax(self.scalar_parameters)  # [L]
+        stacked = paddle.stack(list(layers), axis=0)  # [L, B, T, D]
+        mixed = (stacked * weights.reshape([-1, 1, 1, 1])).sum(axis=0)  # [B, T, D]
+        return self.gamma * mixed  # [B, T, D]
+
+
+def _masked_norm(h, mask, eps: float = 1e-12):
+    """``h [B, T, D]`` normalised per row over the positions where ``mask [B, T]`` is 1 (and all of D)."""
+    m = mask.astype(h.dtype).unsqueeze(-1)  # [B, T, 1]
+    count = paddle.clip(m.sum(axis=[1, 2]) * h.shape[-1], min=1.0).reshape([-1, 1, 1])  # [B, 1, 1]
+    mean = (h * m).sum(axis=[1, 2], keepdim=True) / count  # [B, 1, 1]
+    var = (((h - mean) * m) ** 2).sum(axis=[1, 2], keepdim=True) / count  # [B, 1, 1]
+    return (h - mean) / paddle.sqrt(var + eps)  # [B, T, D]
