@@ -69,6 +69,11 @@ class ModelConfig:
     embedding_dim: int = _f(256, "Word embedding size (LSTM LM).")
     hidden_size: int = _f(256, "LSTM hidden size (LSTM LM).")
     tie_weights: bool = _f(False, "Tie input embedding and softmax weights (LSTM LM; needs embedding_dim == hidden_size).")
+    # --- transformers (BERT / GPT-2 through paddlenlp; hidden_size, num_layers and dropout are shared).
+    # Not on the command line yet: run_pretrain.py gains --model bert/gpt2 with the data pipeline (issue 4).
+    num_attention_heads: int = _f(4, "Attention heads (BERT / GPT-2).", cli=False)
+    intermediate_size: int = _f(1024, "Feed-forward inner size (BERT / GPT-2).", cli=False)
+    max_position_embeddings: int = _f(512, "Longest sequence the position embeddings cover (BERT / GPT-2).", cli=False)
 
 
 #: Named architectures. ``elmo-small`` is the CPU default used on the sample data.
@@ -102,7 +107,18 @@ PRESETS: dict[str, dict] = {
     "lstm-small": dict(model="lstm", embedding_dim=256, hidden_size=256, num_layers=2, dropout=0.2, tie_weights=True),
     "lstm-tiny": dict(model="lstm", embedding_dim=16, hidden_size=16, num_layers=1, dropout=0.0, tie_weights=True),
 }
-DEFAULT_PRESET = {"elmo": "elmo-small", "lstm": "lstm-small"}
+# BERT / GPT-2 sizes (model built by paddlenlp.transformers; vocab_size comes from the trained tokenizer).
+PRESETS.update({
+    "bert-base": dict(model="bert", hidden_size=768, num_layers=12, num_attention_heads=12, intermediate_size=3072,
+                      max_position_embeddings=512, dropout=0.1),
+    "bert-tiny": dict(model="bert", hidden_size=128, num_layers=2, num_attention_heads=2, intermediate_size=512,
+                      max_position_embeddings=128, dropout=0.1),
+    "gpt2-small": dict(model="gpt2", hidden_size=768, num_layers=12, num_attention_heads=12, intermediate_size=3072,
+                       max_position_embeddings=1024, dropout=0.1),
+    "gpt2-tiny": dict(model="gpt2", hidden_size=128, num_layers=2, num_attention_heads=2, intermediate_size=512,
+                      max_position_embeddings=128, dropout=0.1),
+})
+DEFAULT_PRESET = {"elmo": "elmo-small", "lstm": "lstm-small", "bert": "bert-tiny", "gpt2": "gpt2-tiny"}
 
 
 @dataclass
@@ -169,6 +185,9 @@ def validate_model(cfg: ModelConfig) -> None:
             raise UserError(f"--{name} must be positive")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UserError("--dropout must be in [0, 1)")
+    if cfg.model in ("bert", "gpt2") and cfg.hidden_size % cfg.num_attention_heads:
+        raise UserError(f"--hidden_size {cfg.hidden_size} must be divisible by --num_attention_heads "
+                        f"{cfg.num_attention_heads}")
 
 
 def validate_train(cfg: TrainConfig) -> None:

@@ -23,7 +23,11 @@ def build_model(cfg: ModelConfig):
         return ELMo(cfg)
     if cfg.model == "lstm":
         return LSTMLM(cfg)
-    raise ValueError(f"unknown model {cfg.model!r}; expected 'elmo' or 'lstm'")
+    if cfg.model in ("bert", "gpt2"):
+        from paddle_lm.models.transformer_lm import TransformerLM
+
+        return TransformerLM(cfg)
+    raise ValueError(f"unknown model {cfg.model!r}; expected 'elmo', 'lstm', 'bert' or 'gpt2'")
 
 
 def count_parameters(layer, trainable_only: bool = True) -> int:

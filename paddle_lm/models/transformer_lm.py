@@ -1,0 +1,102 @@
+"""BERT masked LM and GPT-2 causal LM through ``paddlenlp.transformers``, behind the project's model interface.
+
+Both wrap a paddlenlp model built from a ModelConfig (from scratch) or loaded from a **local** directory
+written by ``save_pretrained`` (continued pretraining). They compute their own token-weighted loss from the
+logits (paddlenlp's BertForMaskedLM divides its loss by every position, not by the masked ones), and, having
+no recurrent state, take and return an empty state list.
+
+Batches: ``input_ids`` int64 ``[B, L]``, ``labels`` int64 ``[B, L]`` (the target id, ``-100`` = not scored;
+for GPT-2 the label at position i is the token at i+1), optional ``attention_mask`` ``[B, L]`` (1 = real
+token). ``outputs`` holds ``fw_loss_sum`` and ``fw_count`` (scalars) so evaluation sums them over a data set.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import paddle
+from paddle import nn
+
+from paddle_lm.config import ModelConfig
+from paddle_lm.errors import UserError
+from paddle_lm.models.layers import masked_token_losses, mean_loss
+
+IGNORE_INDEX = -100
+
+
+def paddlenlp_config(cfg: ModelConfig):
+    """The paddlenlp ``BertConfig`` / ``GPTConfig`` equivalent of a ModelConfig."""
+    from paddlenlp.transformers import BertConfig, GPTConfig
+
+    common = dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+                  num_attention_heads=cfg.num_attention_heads, intermediate_size=cfg.intermediate_size,
+                  max_position_embeddings=cfg.max_position_embeddings, hidden_dropout_prob=cfg.dropout,
+                  attention_probs_dropout_prob=cfg.dropout)
+    if cfg.model == "bert":
+        return BertConfig(type_vocab_size=2, **common)
+    if cfg.model == "gpt2":
+        return GPTConfig(**common)
+    raise ValueError(f"{cfg.model!r} is not a transformer model")
+
+
+class TransformerLM(nn.Layer):
+    """``BertForMaskedLM`` (``cfg.model == "bert"``) or ``GPTForCausalLM`` (``"gpt2"``) with the project interface.
+
+    ``forward(batch, state=None) -> (outputs, loss, [])``; ``initial_state(batch_size) -> []``.
+    """
+
+    def __init__(self, cfg: ModelConfig, pretrained_dir: str | None = None):
+        super().__init__()
+        from paddlenlp.transformers import BertForMaskedLM, GPTForCausalLM
+
+        cls = {"bert": BertForMaskedLM, "gpt2": GPTForCausalLM}[cfg.model]
+        self.kind = cfg.model
+        if pretrained_dir:
+            check_pretrained_dir(pretrained_dir)
+            self.net = cls.from_pretrained(pretrained_dir)  # checked to be a local folder: nothing is downloaded
+        else:
+            self.net = cls(paddlenlp_config(cfg))
+        self.vocab_size = int(self.net.config.vocab_size)
+
+    def initial_state(self, batch_size: int) -> list:
+        return []
+
+    def logits(self, input_ids, attention_mask=None):
+        """Token logits ``[B, L, V]``."""
+        if self.kind == "bert":
+            out = self.net(input_ids, attention_mask=attention_mask)
+        else:
+            out = self.net(input_ids)  # causal attention; packed blocks have no padding
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    def forward(self, batch: dict, state=None):
+        logits = self.logits(batch["input_ids"], batch.get("attention_mask"))  # [B, L, V]
+        labels = batch["labels"].reshape([-1]).astype("int64")  # [B*L]
+        mask = (labels != IGNORE_INDEX).astype(logits.dtype)  # [B*L]
+        losses = masked_token_losses(logits.reshape([-1, self.vocab_size]), labels, mask)  # [B*L]
+        loss_sum, count = losses.sum(), mask.sum()
+        return {"fw_loss_sum": loss_sum, "fw_count": count}, mean_loss(loss_sum, count), []
+
+    def save_pretrained(self, directory: str) -> None:
+        """Write the paddlenlp model (config + weights) so ``from_pretrained(directory)`` loads it."""
+        self.net.save_pretrained(directory)
+
+
+def check_pretrained_dir(directory: str, flag: str = "--init_from_pretrained") -> None:
+    """UserError unless `directory` is a local folder with a config and weights (so paddlenlp never tries a hub)."""
+    if not os.path.isdir(directory):
+        raise UserError(f"{flag} {directory!r} is not a local folder (models are never downloaded; point it at a "
+                        f"directory written by save_pretrained)")
+    if not os.path.isfile(os.path.join(directory, "config.json")):
+        raise UserError(f"{flag} {directory!r} has no config.json; it is not a save_pretrained directory")
+    weights = glob.glob(os.path.join(directory, "*.pdparams")) + glob.glob(os.path.join(directory, "*.safetensors"))
+    if not weights:
+        raise UserError(f"{flag} {directory!r} has no weights (*.pdparams or *.safetensors)")
+
+
+def causal_labels(input_ids: paddle.Tensor) -> paddle.Tensor:
+    """Next-token labels for a block ``[B, L]``: position i is labelled with token i+1; the last is ignored."""
+    shifted = input_ids[:, 1:].clone()  # [B, L-1]
+    pad = paddle.full([input_ids.shape[0], 1], IGNORE_INDEX, dtype=input_ids.dtype)  # [B, 1]
+    return paddle.concat([shifted, pad], axis=1)  # [B, L]
