@@ -80,8 +80,7 @@ class Trainer:
         self.progress = progress and self.rank == 0
         set_device(cfg.device)
         resume = ckpt.resolve_prefix(cfg.init_from_ckpt) if cfg.init_from_ckpt else ""
-        if self.rank == 0:
-            _check_save_dir(cfg)
+        _check_save_dir(cfg)  # on every rank, so all of them stop with the same message
         self.vocab = Vocab.load(data.vocab_file)
         side = None
         if resume:
