@@ -49,7 +49,7 @@ def _fill(cls, ns: argparse.Namespace, base=None):
 
 
 def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    p = argparse.ArgumentParser(description="Pretrain an ELMo biLM or LSTM LM (run under "
+    p = argparse.ArgumentParser(description="Pretrain an ELMo biLM, an LSTM LM or GPT-2 (run under "
                                 "`python -m paddle.distributed.launch` for several ranks).")
     p.add_argument("--preset", default=None, help="Named architecture (elmo-small, elmo-original, elmo-paddlenlp, "
                    "lstm-small, ...); the model's small CPU preset by default. Model flags override it.")
@@ -64,9 +64,10 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
 def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
     """(eval config, data config, explicit --vocab_file or None = the checkpoint's own copy)."""
     p = argparse.ArgumentParser(description="Perplexity of a checkpoint on held-out data.")
-    add_config_args(p, DataConfig, skip=("train_data_path", "vocab_file", "max_characters_per_token"))
-    p.add_argument("--vocab_file", default=None, help="Vocabulary to check against the checkpoint's "
-                   "(default: the copy saved with the checkpoint).")
+    add_config_args(p, DataConfig, skip=("train_data_path", "vocab_file", "max_characters_per_token",
+                                                  "tokenizer_dir", "subword_vocab_size"))
+    p.add_argument("--vocab_file", default=None, help="Vocabulary (GPT-2: tokenizer folder) to check against the "
+                   "checkpoint's (default: the copy saved with the checkpoint).")
     add_config_args(p, EvalConfig)
     ns = p.parse_args(argv)
     return _fill(EvalConfig, ns), _fill(DataConfig, ns), ns.vocab_file

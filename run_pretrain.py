@@ -1,10 +1,12 @@
-"""Pretrain an ELMo biLM or an LSTM LM.
+"""Pretrain an ELMo biLM, an LSTM LM or GPT-2 (--model gpt2: a byte-level BPE is trained into
+{save_dir}/tokenizer on first use unless --tokenizer_dir is given).
 
     python run_pretrain.py                                # sample data, small ELMo, CPU
     python -m paddle.distributed.launch --nproc_per_node 2 run_pretrain.py --device cpu --max_steps 200
     python -m paddle.distributed.launch --gpus '0,1' run_pretrain.py \
         --train_data_path='./data/1-billion-word/training-tokenized-shuffled/*' \
         --vocab_file='./data/1-billion-word/vocab-15w.txt' --preset elmo-original --device gpu
+    python run_pretrain.py --model gpt2 --preset gpt2-tiny --block_size 128 --optimizer adamw --lr 3e-4
 """
 
 from paddle_lm.cli import quiet_startup, run_main

@@ -42,11 +42,14 @@ class DataConfig:
     )
     cache_dir: str = _f("", "Where encoded token shards are cached (default: a .paddle_lm_cache folder beside the shards).")
     max_characters_per_token: int = _f(50, "Characters per token fed to the char-CNN (ELMo), incl. begin/end-of-word.")
+    tokenizer_dir: str = _f("", "GPT-2 byte-level BPE tokenizer folder (vocab.json, merges.txt); empty = train one on "
+                            "--train_data_path into {save_dir}/tokenizer on first use.")
+    subword_vocab_size: int = _f(8000, "Vocabulary size of the BPE trained when --tokenizer_dir is empty (GPT-2).")
 
 
 @dataclass
 class ModelConfig:
-    model: str = _f("elmo", "Model family.", choices=("elmo", "lstm"))
+    model: str = _f("elmo", "Model family.", choices=("elmo", "lstm", "gpt2"))
     vocab_size: int = _f(0, "Softmax size; filled in from the vocabulary, never set by hand.", cli=False)
     # --- ELMo token encoder (char-CNN + highway + projection)
     char_embed_dim: int = _f(16, "Character embedding size (ELMo).")
@@ -70,10 +73,9 @@ class ModelConfig:
     hidden_size: int = _f(256, "LSTM hidden size (LSTM LM).")
     tie_weights: bool = _f(False, "Tie input embedding and softmax weights (LSTM LM; needs embedding_dim == hidden_size).")
     # --- transformers (BERT / GPT-2 through paddlenlp; hidden_size, num_layers and dropout are shared).
-    # Not on the command line yet: run_pretrain.py gains --model bert/gpt2 with the data pipeline (issue 4).
-    num_attention_heads: int = _f(4, "Attention heads (BERT / GPT-2).", cli=False)
-    intermediate_size: int = _f(1024, "Feed-forward inner size (BERT / GPT-2).", cli=False)
-    max_position_embeddings: int = _f(512, "Longest sequence the position embeddings cover (BERT / GPT-2).", cli=False)
+    num_attention_heads: int = _f(4, "Attention heads (BERT / GPT-2).")
+    intermediate_size: int = _f(1024, "Feed-forward inner size (BERT / GPT-2).")
+    max_position_embeddings: int = _f(512, "Longest sequence the position embeddings cover (BERT / GPT-2).")
 
 
 #: Named architectures. ``elmo-small`` is the CPU default used on the sample data.
@@ -128,6 +130,7 @@ class TrainConfig:
     device: str = _f("cpu", "Device to train on.", choices=("cpu", "gpu"))
     batch_size: int = _f(32, "Rows (sentence streams) per rank per step.")
     unroll_steps: int = _f(20, "Tokens per row per step (truncated BPTT length).")
+    block_size: int = _f(128, "Tokens per training block (GPT-2; at most --max_position_embeddings).")
     max_steps: int = _f(0, "Stop after this many optimizer steps (0 = run --epochs).")
     epochs: int = _f(1, "Passes over the training data when --max_steps is 0.")
     n_negative_samples: int = _f(0, "Train with a sampled softmax over this many negative classes per batch "
@@ -191,7 +194,7 @@ def validate_model(cfg: ModelConfig) -> None:
 
 
 def validate_train(cfg: TrainConfig) -> None:
-    for name in ("batch_size", "unroll_steps", "save_steps", "logging_steps"):
+    for name in ("batch_size", "unroll_steps", "block_size", "save_steps", "logging_steps"):
         if getattr(cfg, name) <= 0:
             raise UserError(f"--{name} must be positive")
     if cfg.max_steps < 0 or cfg.epochs <= 0:

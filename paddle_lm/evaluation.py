@@ -10,7 +10,10 @@ import paddle
 from tqdm import tqdm
 
 from paddle_lm.config import DataConfig, EvalConfig, ModelConfig
+from paddle_lm.data.blocks import BlockBatches, CausalBlocks
 from paddle_lm.data.stream import BPTTStream
+from paddle_lm.data.subword import tokenizer_identity
+from paddle_lm.data.subword_shards import SubwordCorpus
 from paddle_lm.data.vocab import Vocab
 from paddle_lm.errors import UserError
 from paddle_lm.models import build_model
@@ -26,19 +29,41 @@ def load_model(prefix: str, vocab_file: str | None = None, flag: str = "--init_f
     """
     prefix = ckpt.resolve_prefix(prefix, flag, allow_suffix=allow_suffix)
     side = ckpt.read_sidecar(prefix)
+    if "vocab_file" not in side["data"]:
+        raise UserError(f"{prefix} is a {side['model_config']['model']!r} checkpoint without a word vocabulary; "
+                        f"this needs an ELMo or LSTM checkpoint")
     saved_vocab = os.path.join(os.path.dirname(prefix), side["data"]["vocab_file"])
     vocab = Vocab.load(vocab_file or saved_vocab)
     if vocab.identity != side["data"]["vocab_identity"]:
         raise UserError(f"--vocab_file {vocab_file or saved_vocab!r} does not match checkpoint {prefix}: it has "
                         f"{len(vocab)} tokens (identity {vocab.identity}), the checkpoint was trained with "
                         f"{side['data']['vocab_size']} (identity {side['data']['vocab_identity']})")
+    return _weights(prefix, side), side, vocab
+
+
+def load_subword_model(prefix: str, tokenizer_dir: str | None = None,
+                       flag: str = "--init_from_ckpt") -> tuple[paddle.nn.Layer, dict, str]:
+    """(model in eval mode, sidecar, tokenizer folder) of a GPT-2 checkpoint; `tokenizer_dir` defaults to the
+    copy saved beside it, another folder must hold the same tokenizer."""
+    prefix = ckpt.resolve_prefix(prefix, flag)
+    side = ckpt.read_sidecar(prefix)
+    saved = os.path.join(os.path.dirname(prefix), side["data"]["tokenizer_dir"])
+    ident = tokenizer_identity(tokenizer_dir or saved)
+    if ident != side["data"]["tokenizer_identity"]:
+        raise UserError(f"tokenizer {tokenizer_dir or saved!r} does not match checkpoint {prefix} (identity {ident}; "
+                        f"the checkpoint was trained with {side['data']['tokenizer_identity']})")
+    return _weights(prefix, side), side, tokenizer_dir or saved
+
+
+def _weights(prefix: str, side: dict) -> paddle.nn.Layer:
+    """The model its sidecar describes, with the weights of ``prefix.pdparams``, in eval mode."""
     model = build_model(ModelConfig(**side["model_config"]))
     missing, unexpected = model.set_state_dict(ckpt.safe_load(prefix + ".pdparams")) or ([], [])
     if missing or unexpected:
         raise UserError(f"{prefix}.pdparams does not fit its own config (missing {list(missing)[:3]}, "
                         f"unexpected {list(unexpected)[:3]}); the checkpoint is damaged")
     model.eval()
-    return model, side, vocab
+    return model
 
 
 @paddle.no_grad()
@@ -69,7 +94,17 @@ def evaluate(cfg: EvalConfig, data: DataConfig, vocab_file: str | None = None, p
     if not cfg.init_from_ckpt:
         raise UserError("--init_from_ckpt is required, e.g. --init_from_ckpt=./checkpoints/final")
     set_device(cfg.device)
-    model, side, vocab = load_model(cfg.init_from_ckpt, vocab_file)
+    prefix = ckpt.resolve_prefix(cfg.init_from_ckpt)
+    if "tokenizer_identity" in ckpt.read_sidecar(prefix)["data"]:  # GPT-2: every full block once, in order
+        model, side, tok_dir = load_subword_model(prefix, vocab_file)
+        corpus = SubwordCorpus(data.dev_data_path, tok_dir, what="--dev_data_path", cache_dir=data.cache_dir,
+                               progress=progress)
+        stream = BlockBatches(CausalBlocks(corpus, side["train_config"]["block_size"]), cfg.batch_size,
+                              ordered=True)
+        report = perplexity_report(loss_sums(model, stream, cfg.max_steps, progress), False)
+        report["step"] = side["step"]
+        return report
+    model, side, vocab = load_model(prefix, vocab_file)
     mcfg = ModelConfig(**side["model_config"])
     data.max_characters_per_token = side["data"]["max_characters_per_token"]
     corpus = open_corpus(data.dev_data_path, vocab, data, mcfg, "--dev_data_path", progress)

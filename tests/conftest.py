@@ -102,3 +102,9 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert len(lines) == 1 and "Traceback" not in err, err
     for n in needles:
         assert n in lines[0], lines[0]
+
+
+def launch_pretrain(args: list[str], log_dir: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    """run_pretrain.py under `python -m paddle.distributed.launch` with `nproc` CPU ranks (logs in log_dir)."""
+    return run_script(["-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc), "--log_dir", log_dir,
+                       "run_pretrain.py", *args], ROOT)

@@ -8,7 +8,7 @@ import shutil
 import sys
 
 import pytest
-from conftest import ROOT, run_script
+from conftest import ROOT, launch_pretrain, run_script
 
 # Dropout and a sampled softmax on, so exact resume also covers both random streams.
 TINY = ["--preset", "elmo-tiny", "--batch_size", "4", "--unroll_steps", "5", "--dropout", "0.1",
@@ -84,9 +84,8 @@ def test_two_rank_launch_and_exact_resume(tiny_corpus, tmp_path):
     steps = ["--max_steps", "8", "--save_steps", "4", "--logging_steps", "1"]
 
     def launch(save_dir: str, *extra: str):
-        return run_script(["-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
-                           str(tmp_path / f"log-{os.path.basename(save_dir)}"), "run_pretrain.py",
-                           *data_flags(tiny_corpus), *TINY, *steps, "--save_dir", save_dir, *extra], ROOT)
+        return launch_pretrain([*data_flags(tiny_corpus), *TINY, *steps, "--save_dir", save_dir, *extra],
+                               str(tmp_path / f"log-{os.path.basename(save_dir)}"))
 
     r = launch(full)
     logs = str(tmp_path / "log-full")

@@ -197,3 +197,36 @@ class MaskedBlocks(_Blocks):
                                      ignore_index=self.ignore_index, **self.mlm)
         return {"input_ids": masked, "labels": labels, "attention_mask": np.ones_like(ids),
                 "token_type_ids": np.zeros_like(ids)}
+
+
+class BlockBatches:
+    """A `CausalBlocks` dataset at a fixed batch size, with the trainer's stream interface.
+
+    ``batch(step)`` takes the **global** step (the block order depends on the epoch); ``steps_per_epoch`` and
+    ``geometry`` as `BPTTStream`'s. With ``ordered=True`` (evaluation) the blocks are read once, in stream
+    order, and the last batch may be smaller: ``batch(s)`` for ``s < steps_per_epoch`` covers every full block.
+    """
+
+    def __init__(self, blocks: CausalBlocks, batch_size: int, ordered: bool = False):
+        self.blocks, self.batch_size, self.ordered = blocks, batch_size, ordered
+        self.corpus = blocks.stream
+        if ordered:
+            if blocks.n_blocks == 0:
+                raise UserError(f"the stream has {blocks.stream.n_tokens} tokens, fewer than one block of "
+                                f"{blocks.window}; lower the block size")
+            self.steps_per_epoch = -(-blocks.n_blocks // batch_size)  # ceil
+        else:
+            self.steps_per_epoch = blocks._check(batch_size)
+
+    @property
+    def geometry(self) -> dict:
+        return {**self.blocks.geometry, "batch_size": self.batch_size, "block_size": self.blocks.block_size,
+                "steps_per_epoch": self.steps_per_epoch}
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        """``input_ids`` and ``labels`` int64 ``[B, block_size]`` at global step `step`."""
+        if not self.ordered:
+            return self.blocks.batch(step, self.batch_size)
+        B = self.batch_size
+        win = self.blocks._windows(np.arange(step * B, min((step + 1) * B, self.blocks.n_blocks)))  # [b, L+1]
+        return {"input_ids": win[:, :-1], "labels": win[:, 1:]}

@@ -33,14 +33,14 @@ from paddle_lm.errors import UserError
 FORMAT_VERSION = 1
 
 
-def _atomic_save_npy(path: str, arr: np.ndarray) -> None:
+def atomic_save_npy(path: str, arr: np.ndarray) -> None:
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         np.save(f, arr)
     os.replace(tmp, path)
 
 
-def _atomic_write_text(path: str, text: str) -> None:
+def atomic_write_text(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
@@ -48,7 +48,7 @@ def _atomic_write_text(path: str, text: str) -> None:
 
 
 @contextmanager
-def _file_lock(path: str):
+def file_lock(path: str):
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -94,12 +94,12 @@ def encode_shard(path: str, prefix: str) -> dict:
         ids.append(1)
     if not ids:
         raise UserError(f"{path}: no sentences (the file holds only blank lines)")
-    _atomic_save_npy(prefix + ".ids.npy", np.frombuffer(ids, dtype=np.uint32))
-    _atomic_save_npy(prefix + ".sents.npy", np.frombuffer(starts, dtype=np.int64))
-    _atomic_write_text(prefix + ".types.txt", "\n".join(types) + "\n")
+    atomic_save_npy(prefix + ".ids.npy", np.frombuffer(ids, dtype=np.uint32))
+    atomic_save_npy(prefix + ".sents.npy", np.frombuffer(starts, dtype=np.int64))
+    atomic_write_text(prefix + ".types.txt", "\n".join(types) + "\n")
     meta = {"source": os.path.abspath(path), "n_tokens": len(ids), "n_sentences": len(starts),
             "n_types": len(types), "format": FORMAT_VERSION}
-    _atomic_write_text(prefix + ".meta.json", json.dumps(meta))
+    atomic_write_text(prefix + ".meta.json", json.dumps(meta))
     return meta
 
 
@@ -123,12 +123,12 @@ class Shard:
         chars_path = f"{self.prefix}.chars{max_chars}.npy"
         need_map, need_chars = not os.path.exists(map_path), max_chars and not os.path.exists(chars_path)
         if need_map or need_chars:
-            with _file_lock(self.prefix + ".lock"):
+            with file_lock(self.prefix + ".lock"):
                 types = self.types()
                 if not os.path.exists(map_path):
-                    _atomic_save_npy(map_path, np.array([vocab.id(t) for t in types], dtype=np.int32))
+                    atomic_save_npy(map_path, np.array([vocab.id(t) for t in types], dtype=np.int32))
                 if max_chars and not os.path.exists(chars_path):
-                    _atomic_save_npy(chars_path, char_table(types, max_chars))
+                    atomic_save_npy(chars_path, char_table(types, max_chars))
         self.word_of_type = np.load(map_path, mmap_mode="r")
         self.chars_of_type = np.load(chars_path, mmap_mode="r") if max_chars else None
 
@@ -155,7 +155,7 @@ class EncodedCorpus:
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="encoding shards",
                   disable=not progress or total_bytes == 0) as bar:
             for p, prefix in todo:
-                with _file_lock(prefix + ".lock"):
+                with file_lock(prefix + ".lock"):
                     if os.path.exists(prefix + ".meta.json"):
                         with open(prefix + ".meta.json") as f:
                             meta = json.load(f)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import time
 
 import numpy as np
@@ -13,8 +14,11 @@ import paddle
 from tqdm import tqdm
 
 from paddle_lm.config import DataConfig, ModelConfig, TrainConfig, validate_model, validate_train
-from paddle_lm.data.shards import EncodedCorpus
+from paddle_lm.data.blocks import BlockBatches, CausalBlocks
+from paddle_lm.data.shards import EncodedCorpus, file_lock
 from paddle_lm.data.stream import BPTTStream
+from paddle_lm.data.subword import CONFIG_FILE, VOCAB_FILES, fast_tokenizer, tokenizer_identity, train_bpe
+from paddle_lm.data.subword_shards import SubwordCorpus
 from paddle_lm.data.vocab import Vocab
 from paddle_lm.errors import UserError
 from paddle_lm.models import build_model
@@ -58,15 +62,42 @@ def _check_save_dir(cfg: TrainConfig) -> None:
                         f"pick another --save_dir, or pass --overwrite")
 
 
-def _restore(prefix: str, model_cfg: ModelConfig, vocab: Vocab) -> tuple[dict, ModelConfig]:
+def gpt2_tokenizer(data: DataConfig, cfg: TrainConfig, side: dict | None, resume: str, progress: bool) -> str:
+    """The GPT-2 tokenizer folder: --tokenizer_dir, else the resumed checkpoint's copy, else
+    ``{save_dir}/tokenizer`` (a BPE trained on --train_data_path the first time, under a file lock)."""
+    if data.tokenizer_dir:
+        tokenizer_identity(data.tokenizer_dir)  # a UserError if it is not a GPT-2 tokenizer folder
+        return data.tokenizer_dir
+    if side is not None and "tokenizer_dir" in side["data"]:
+        return os.path.join(os.path.dirname(resume), side["data"]["tokenizer_dir"])
+    out = os.path.join(cfg.save_dir, "tokenizer")
+    os.makedirs(cfg.save_dir, exist_ok=True)
+    with file_lock(os.path.join(cfg.save_dir, ".tokenizer.lock")):
+        if not os.path.isfile(os.path.join(out, "vocab.json")):
+            tmp = out + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            train_bpe(data.train_data_path, tmp, data.subword_vocab_size, progress=progress)
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(tmp, out)
+    return out
+
+
+def _restore(prefix: str, model_cfg: ModelConfig, vocab: Vocab | None,
+             tokenizer: tuple[str, str] | None = None) -> tuple[dict, ModelConfig]:
     side = ckpt.read_sidecar(prefix)
-    if side["data"]["vocab_identity"] != vocab.identity:
-        raise UserError(f"--vocab_file does not match checkpoint {prefix} (its vocabulary has "
-                        f"{side['data']['vocab_size']} tokens, identity {side['data']['vocab_identity']}; this one "
-                        f"{len(vocab)} tokens, identity {vocab.identity}); pass the vocabulary the run started with")
     saved = ModelConfig(**side["model_config"])
     if saved.model != model_cfg.model:
         raise UserError(f"--init_from_ckpt {prefix} holds a {saved.model!r} model but --model is {model_cfg.model!r}")
+    if tokenizer is not None:
+        tok_dir, ident = tokenizer
+        if side["data"].get("tokenizer_identity") != ident:
+            raise UserError(f"--tokenizer_dir {tok_dir!r} does not match checkpoint {prefix} (identity {ident}; the "
+                            f"checkpoint's is {side['data'].get('tokenizer_identity')}); pass the tokenizer the run "
+                            f"started with, or leave --tokenizer_dir empty to use the checkpoint's copy")
+    elif side["data"].get("vocab_identity") != vocab.identity:
+        raise UserError(f"--vocab_file does not match checkpoint {prefix} (its vocabulary has "
+                        f"{side['data']['vocab_size']} tokens, identity {side['data']['vocab_identity']}; this one "
+                        f"{len(vocab)} tokens, identity {vocab.identity}); pass the vocabulary the run started with")
     return side, saved
 
 
@@ -81,16 +112,41 @@ class Trainer:
         set_device(cfg.device)
         resume = ckpt.resolve_prefix(cfg.init_from_ckpt) if cfg.init_from_ckpt else ""
         _check_save_dir(cfg)  # on every rank, so all of them stop with the same message
-        self.vocab = Vocab.load(data.vocab_file)
+        self.blocks = model_cfg.model == "gpt2"  # fixed blocks of subword ids instead of BPTT rows of words
+        self.vocab, self.tokenizer_dir, self.tokenizer_identity = None, "", ""
         side = None
+        if self.blocks:
+            side = ckpt.read_sidecar(resume) if resume else None
+            if cfg.n_negative_samples:
+                raise UserError("--n_negative_samples is not supported with --model gpt2 (it trains with the full "
+                                "softmax); use 0")
+            self.tokenizer_dir = gpt2_tokenizer(data, cfg, side, resume, self.progress)
+            self.tokenizer_identity = tokenizer_identity(self.tokenizer_dir)
+            vocab_size = fast_tokenizer(self.tokenizer_dir, "gpt2").get_vocab_size()
+            tokenizer = (self.tokenizer_dir, self.tokenizer_identity)
+        else:
+            self.vocab = Vocab.load(data.vocab_file)
+            vocab_size, tokenizer = len(self.vocab), None
         if resume:
-            side, model_cfg = _restore(resume, model_cfg, self.vocab)
-        model_cfg = dataclasses.replace(model_cfg, vocab_size=len(self.vocab))
+            side, model_cfg = _restore(resume, model_cfg, self.vocab, tokenizer)
+        model_cfg = dataclasses.replace(model_cfg, vocab_size=vocab_size)
         validate_model(model_cfg)
         self.model_cfg = model_cfg
         dist.init(self.world)
-        corpus = open_corpus(data.train_data_path, self.vocab, data, model_cfg, "--train_data_path", self.progress)
-        self.stream = BPTTStream(corpus, cfg.batch_size, cfg.unroll_steps, self.rank, self.world)
+        if self.blocks:
+            if cfg.block_size > model_cfg.max_position_embeddings:
+                raise UserError(f"--block_size {cfg.block_size} exceeds --max_position_embeddings "
+                                f"{model_cfg.max_position_embeddings}")
+            corpus = SubwordCorpus(data.train_data_path, self.tokenizer_dir, what="--train_data_path",
+                                   cache_dir=data.cache_dir, progress=self.progress)
+            self.stream = BlockBatches(CausalBlocks(corpus, cfg.block_size, self.rank, self.world, cfg.seed),
+                                       cfg.batch_size)
+            self.tokens_per_step = cfg.batch_size * cfg.block_size * self.world
+        else:
+            corpus = open_corpus(data.train_data_path, self.vocab, data, model_cfg, "--train_data_path",
+                                 self.progress)
+            self.stream = BPTTStream(corpus, cfg.batch_size, cfg.unroll_steps, self.rank, self.world)
+            self.tokens_per_step = cfg.batch_size * cfg.unroll_steps * self.world
         spe = self.stream.steps_per_epoch
         self.total_steps = cfg.max_steps or cfg.epochs * spe
         paddle.seed(cfg.seed)  # identical initial weights on every rank
@@ -113,7 +169,9 @@ class Trainer:
 
     def _load(self, prefix: str, side: dict) -> None:
         ours, theirs = self.geometry(), side["geometry"]
-        diff = [k for k in ("batch_size", "unroll_steps", "world_size", "n_tokens") if ours[k] != theirs[k]]
+        keys = ("batch_size", "block_size", "world_size", "n_tokens", "seed") if self.blocks else (
+            "batch_size", "unroll_steps", "world_size", "n_tokens")
+        diff = [k for k in keys if ours[k] != theirs.get(k)]
         if diff:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
                 f"{k} was {theirs[k]}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
@@ -135,11 +193,9 @@ class Trainer:
             spe = self.stream.steps_per_epoch
             sidecar = {
                 "step": self.step, "epoch": self.step // spe, "step_in_epoch": self.step % spe,
-                "tokens_seen": self.step * self.cfg.batch_size * self.cfg.unroll_steps * self.world,
+                "tokens_seen": self.step * self.tokens_per_step,
                 "model_config": dataclasses.asdict(self.model_cfg), "train_config": dataclasses.asdict(self.cfg),
-                "data": {"train_data_path": self.data.train_data_path, "vocab_file": "vocab.txt",
-                         "vocab_identity": self.vocab.identity, "vocab_size": len(self.vocab),
-                         "max_characters_per_token": self.data.max_characters_per_token},
+                "data": self._data_sidecar(),
                 "geometry": self.geometry(), "rng": {"scheme": RNG_SCHEME, "seed": self.cfg.seed},
                 "metrics": last or {},
             }
@@ -150,9 +206,26 @@ class Trainer:
         dist.barrier(self.world)
         return prefix
 
+    def _data_sidecar(self) -> dict:
+        if self.blocks:
+            return {"train_data_path": self.data.train_data_path, "tokenizer_dir": "tokenizer",
+                    "tokenizer_identity": self.tokenizer_identity, "vocab_size": self.model_cfg.vocab_size}
+        return {"train_data_path": self.data.train_data_path, "vocab_file": "vocab.txt",
+                "vocab_identity": self.vocab.identity, "vocab_size": len(self.vocab),
+                "max_characters_per_token": self.data.max_characters_per_token}
+
     def _prepare_save_dir(self) -> None:
         os.makedirs(self.cfg.save_dir, exist_ok=True)
-        self.vocab.save(os.path.join(self.cfg.save_dir, "vocab.txt"))
+        if not self.blocks:
+            self.vocab.save(os.path.join(self.cfg.save_dir, "vocab.txt"))
+            return
+        out = os.path.join(self.cfg.save_dir, "tokenizer")  # the checkpoints' own copy of the tokenizer
+        if os.path.abspath(out) != os.path.abspath(self.tokenizer_dir):
+            os.makedirs(out, exist_ok=True)
+            for name in (*VOCAB_FILES["gpt2"], CONFIG_FILE):
+                src = os.path.join(self.tokenizer_dir, name)
+                if os.path.isfile(src):
+                    shutil.copyfile(src, os.path.join(out, name))
 
     # ----------------------------------------------------------------- loop
     def run(self) -> dict:
@@ -167,7 +240,7 @@ class Trainer:
                    dynamic_ncols=True)
         window = np.zeros(len(STAT_KEYS))
         t0, last = time.perf_counter(), None
-        tokens_per_step = cfg.batch_size * cfg.unroll_steps * self.world
+        tokens_per_step = self.tokens_per_step
         steps_in_window = 0
         try:
             while self.step < self.total_steps:
@@ -175,7 +248,7 @@ class Trainer:
                 if s == 0:
                     self.state = None  # a new epoch starts every row afresh
                 paddle.seed(cfg.seed + 1000003 * self.rank + self.step)
-                batch = self.stream.batch(s)
+                batch = self.stream.batch(self.step if self.blocks else s)  # blocks: the global step
                 if self.sampler is not None:
                     batch["softmax_samples"] = self.sampler.draw(np.random.default_rng([cfg.seed, self.rank, self.step]))
                 outputs, loss, new_state = self.net(to_tensors(batch), self.state)
@@ -226,7 +299,7 @@ def train(data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: 
     if trainer.rank == 0 and progress:
         c = trainer.stream.corpus
         n_params = sum(int(np.prod(p.shape)) for p in trainer.model.parameters())
-        print(f"[paddle-lm] {trainer.model_cfg.model}: {n_params:,} parameters; vocab {len(trainer.vocab):,}; "
+        print(f"[paddle-lm] {trainer.model_cfg.model}: {n_params:,} parameters; vocab {trainer.model_cfg.vocab_size:,}; "
               f"corpus {c.n_sentences:,} sentences / {c.n_tokens:,} tokens; {trainer.world} rank(s); "
               f"{trainer.stream.steps_per_epoch:,} steps per epoch; training to step {trainer.total_steps:,}",
               flush=True)

@@ -1,0 +1,113 @@
+"""Subword-encoded token shards for GPT-2: each text shard encoded once with a byte-level BPE, memory-mapped.
+
+Per source shard and tokenizer, in the same cache folder as `paddle_lm.data.shards` (key = the shard's
+`shard_key` + the tokenizer identity):
+
+- ``KEY.bpe-IDENT.npy``       uint32 ``[n_tokens]``: every non-blank line's subword ids followed by
+  ``<|endoftext|>``;
+- ``KEY.bpe-IDENT.meta.json`` counts; written last, so its presence means the shard is complete.
+
+Encoding takes the shard's file lock, so several ranks starting together encode each shard once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from array import array
+
+import numpy as np
+from tqdm import tqdm
+
+from paddle_lm.data.shards import atomic_save_npy, atomic_write_text, default_cache_dir, file_lock, shard_key
+from paddle_lm.data.subword import GPT2_EOS, encode_lines, fast_tokenizer, tokenizer_identity
+from paddle_lm.data.vocab import expand_glob, read_lines
+from paddle_lm.errors import UserError
+
+_CHUNK = 10000  # lines encoded per call
+
+
+def encode_subword_shard(path: str, prefix: str, fast, eos_id: int) -> dict:
+    """Encode one text file into ``prefix.npy`` (ids, ``<|endoftext|>`` after every line); returns its meta."""
+    ids = array("I")
+    n_lines = 0
+
+    def flush(lines: list[str]) -> None:
+        for row in encode_lines(fast, lines):
+            ids.extend(row)
+            ids.append(eos_id)
+
+    chunk: list[str] = []
+    for _, line in read_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        chunk.append(line)
+        n_lines += 1
+        if len(chunk) == _CHUNK:
+            flush(chunk)
+            chunk = []
+    flush(chunk)
+    if not ids:
+        raise UserError(f"{path}: no sentences (the file holds only blank lines)")
+    atomic_save_npy(prefix + ".npy", np.frombuffer(ids, dtype=np.uint32))
+    meta = {"source": os.path.abspath(path), "n_tokens": len(ids), "n_sentences": n_lines}
+    atomic_write_text(prefix + ".meta.json", json.dumps(meta))
+    return meta
+
+
+class SubwordCorpus:
+    """The concatenated subword stream of all shards matching a glob, under one GPT-2 tokenizer.
+
+    `gather(start, end)` returns ``(ids int64 [n], None)`` of stream positions ``start..end-1`` (the
+    `TokenStream` interface `CausalBlocks` reads).
+    """
+
+    def __init__(self, pattern: str, tokenizer_dir: str, *, what: str = "--train_data_path", cache_dir: str = "",
+                 progress: bool = True):
+        paths = expand_glob(pattern, what)
+        ident = tokenizer_identity(tokenizer_dir)
+        fast = None
+        self.shards: list[np.ndarray] = []
+        self.n_sentences = 0
+        todo = []
+        for p in paths:
+            cdir = cache_dir or default_cache_dir(p)
+            os.makedirs(cdir, exist_ok=True)
+            todo.append((p, os.path.join(cdir, shard_key(p)), f"bpe-{ident}"))
+        pending = [p for p, key, tag in todo if not os.path.exists(f"{key}.{tag}.meta.json")]
+        with tqdm(total=sum(os.path.getsize(p) for p in pending), unit="B", unit_scale=True,
+                  desc="encoding shards", disable=not progress or not pending) as bar:
+            for p, key, tag in todo:
+                prefix = f"{key}.{tag}"
+                with file_lock(key + ".lock"):
+                    if os.path.exists(prefix + ".meta.json"):
+                        with open(prefix + ".meta.json") as f:
+                            meta = json.load(f)
+                    else:
+                        if fast is None:
+                            fast = fast_tokenizer(tokenizer_dir, "gpt2")
+                        meta = encode_subword_shard(p, prefix, fast, fast.token_to_id(GPT2_EOS))
+                        bar.update(os.path.getsize(p))
+                self.shards.append(np.load(prefix + ".npy", mmap_mode="r"))  # [n_tokens_i] uint32
+                self.n_sentences += meta["n_sentences"]
+        lengths = np.array([len(s) for s in self.shards], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # [n_shards + 1]
+        self.n_tokens = int(self.offsets[-1])
+        keys = "|".join(os.path.basename(key) for _, key, _ in todo)
+        self.identity = hashlib.sha1(f"{keys}|{ident}".encode()).hexdigest()[:16]
+
+    def gather(self, start: int, end: int) -> tuple[np.ndarray, None]:
+        start, end = max(start, 0), min(end, self.n_tokens)
+        out = np.empty(max(end - start, 0), dtype=np.int64)
+        first = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        pos = start
+        for i in range(max(first, 0), len(self.shards)):
+            if pos >= end:
+                break
+            base = int(self.offsets[i])
+            hi = min(end, base + len(self.shards[i]))
+            out[pos - start: hi - start] = self.shards[i][pos - base: hi - base]
+            pos = hi
+        return out, None
