@@ -174,7 +174,7 @@ class Trainer:
         diff = [k for k in keys if ours[k] != theirs.get(k)]
         if diff:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
-                f"{k} was {theirs[k]}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
+                f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
         self.model.set_state_dict(ckpt.safe_load(prefix + ".pdparams"))
         self.opt.set_state_dict(ckpt.safe_load(prefix + ".pdopt"))
         self.step = int(side["step"])
