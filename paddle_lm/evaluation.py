@@ -101,15 +101,14 @@ def evaluate(cfg: EvalConfig, data: DataConfig, vocab_file: str | None = None, p
                                progress=progress)
         stream = BlockBatches(CausalBlocks(corpus, side["train_config"]["block_size"]), cfg.batch_size,
                               ordered=True)
-        report = perplexity_report(loss_sums(model, stream, cfg.max_steps, progress), False)
-        report["step"] = side["step"]
-        return report
-    model, side, vocab = load_model(prefix, vocab_file)
-    mcfg = ModelConfig(**side["model_config"])
-    data.max_characters_per_token = side["data"]["max_characters_per_token"]
-    corpus = open_corpus(data.dev_data_path, vocab, data, mcfg, "--dev_data_path", progress)
-    stream = BPTTStream(corpus, cfg.batch_size, cfg.unroll_steps)
-    report = perplexity_report(loss_sums(model, stream, cfg.max_steps, progress), mcfg.model == "elmo")
+    else:
+        model, side, vocab = load_model(prefix, vocab_file)
+        data.max_characters_per_token = side["data"]["max_characters_per_token"]
+        corpus = open_corpus(data.dev_data_path, vocab, data, ModelConfig(**side["model_config"]), "--dev_data_path",
+                             progress)
+        stream = BPTTStream(corpus, cfg.batch_size, cfg.unroll_steps)
+    report = perplexity_report(loss_sums(model, stream, cfg.max_steps, progress),
+                               side["model_config"]["model"] == "elmo")
     report["step"] = side["step"]
     return report
 

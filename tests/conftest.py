@@ -108,3 +108,14 @@ def launch_pretrain(args: list[str], log_dir: str, nproc: int = 2) -> subprocess
     """run_pretrain.py under `python -m paddle.distributed.launch` with `nproc` CPU ranks (logs in log_dir)."""
     return run_script(["-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc), "--log_dir", log_dir,
                        "run_pretrain.py", *args], ROOT)
+
+
+def interrupted_copy(src: str, dst: str, drop: str = "final") -> None:
+    """Copy a save_dir as if the run had stopped before checkpoint `drop` was written."""
+    import shutil
+
+    from paddle_lm.training.checkpoint import SUFFIXES
+
+    shutil.copytree(src, dst)
+    for suf in SUFFIXES:
+        os.remove(os.path.join(dst, drop + suf))

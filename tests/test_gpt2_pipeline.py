@@ -8,16 +8,11 @@ import os
 import shutil
 
 import pytest
-from conftest import ROOT, assert_one_line_error, launch_pretrain, run_script
+from conftest import ROOT, assert_one_line_error, interrupted_copy, launch_pretrain, run_script
 from test_pretrain import metrics, read_json, without_speed
 
 GPT2 = ["--model", "gpt2", "--preset", "gpt2-tiny", "--subword_vocab_size", "300", "--block_size", "16",
         "--batch_size", "4", "--optimizer", "adamw", "--lr", "1e-3", "--device", "cpu"]
-
-
-def remove_checkpoint(save_dir: str, name: str) -> None:
-    for suf in (".pdparams", ".pdopt", ".pdstate", ".json"):
-        os.remove(os.path.join(save_dir, name + suf))
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +39,7 @@ def test_gpt2_trains_with_its_own_tokenizer(gpt2_run):
 
 def test_gpt2_exact_resume_one_rank(gpt2_run, tiny_corpus, tmp_path):
     resumed = str(tmp_path / "resumed")
-    shutil.copytree(gpt2_run, resumed)
-    remove_checkpoint(resumed, "final")
+    interrupted_copy(gpt2_run, resumed)
     r = run_script(["run_pretrain.py", "--train_data_path", tiny_corpus["train"], *GPT2, "--max_steps", "6",
                     "--save_steps", "3", "--logging_steps", "1", "--save_dir", resumed,
                     "--init_from_ckpt", os.path.join(resumed, "3")], ROOT)
@@ -97,8 +91,7 @@ def test_gpt2_two_rank_launch_and_exact_resume(tiny_corpus, tmp_path):
     rows = metrics(full)
     assert [x["step"] for x in rows] == list(range(1, 7))
     assert read_json(os.path.join(full, "3.json"))["geometry"]["world_size"] == 2
-    shutil.copytree(full, resumed)
-    remove_checkpoint(resumed, "final")
+    interrupted_copy(full, resumed)
     r = launch(resumed, "--init_from_ckpt", os.path.join(resumed, "3"))
     assert r.returncode == 0, r.stdout[-3000:]
     assert without_speed(metrics(resumed)) == without_speed(rows)

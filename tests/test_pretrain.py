@@ -8,7 +8,7 @@ import shutil
 import sys
 
 import pytest
-from conftest import ROOT, launch_pretrain, run_script
+from conftest import ROOT, interrupted_copy, launch_pretrain, run_script
 
 # Dropout and a sampled softmax on, so exact resume also covers both random streams.
 TINY = ["--preset", "elmo-tiny", "--batch_size", "4", "--unroll_steps", "5", "--dropout", "0.1",
@@ -53,10 +53,7 @@ def test_single_rank_train_resume_eval_plot(tiny_corpus, tmp_path):
     assert side["step"] == 6 and side["data"]["vocab_size"] > 3 and side["model_config"]["model"] == "elmo"
 
     # "Interrupted" copy: everything up to step 6, then resumed to the same end.
-    shutil.copytree(full, resumed)
-    for name in ("final",):
-        for suf in (".pdparams", ".pdopt", ".pdstate", ".json"):
-            os.remove(os.path.join(resumed, name + suf))
+    interrupted_copy(full, resumed)
     r = run_script(["run_pretrain.py", *data_flags(tiny_corpus), *TINY, *steps, "--save_dir", resumed,
                     "--init_from_ckpt", os.path.join(resumed, "6")], ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
