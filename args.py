@@ -10,6 +10,8 @@ import argparse
 import dataclasses
 
 from paddle_lm.config import (
+    FAMILY_TRAIN_DEFAULTS,
+    PRESETS,
     DataConfig,
     EvalConfig,
     ModelConfig,
@@ -20,8 +22,14 @@ from paddle_lm.config import (
 ALIASES = {"save_steps": ["--save_freq"], "logging_steps": ["--log_freq"]}
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls, *, none_defaults: bool = False, skip=()) -> None:
-    """Add one flag per CLI-visible field of dataclass `cls`."""
+def add_config_args(parser: argparse.ArgumentParser, cls, *, none_defaults: bool = False, skip=(),
+                    show_defaults: bool | None = None, other_defaults: tuple[str, dict] | None = None) -> None:
+    """Add one flag per CLI-visible field of dataclass `cls`.
+
+    With `none_defaults` an absent flag parses as None (so a preset or family default can fill it in);
+    `other_defaults` = (label, values) adds "label: value" to the help of the fields it lists.
+    """
+    show_defaults = not none_defaults if show_defaults is None else show_defaults
     group = parser.add_argument_group(cls.__name__)
     for f in dataclasses.fields(cls):
         if f.name in skip or f.metadata.get("cli") is False:
@@ -35,8 +43,11 @@ def add_config_args(parser: argparse.ArgumentParser, cls, *, none_defaults: bool
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
         kwargs["default"] = None if none_defaults else default
-        if not none_defaults and not isinstance(default, bool):
-            kwargs["help"] += f" (default: {default})"
+        if show_defaults and not isinstance(default, bool):
+            other = ""
+            if other_defaults and f.name in other_defaults[1]:
+                other = f"; {other_defaults[0]}: {other_defaults[1][f.name]}"
+            kwargs["help"] += f" (default: {default}{other})"
         group.add_argument(f"--{f.name}", *ALIASES.get(f.name, []), **kwargs)
 
 
@@ -49,16 +60,19 @@ def _fill(cls, ns: argparse.Namespace, base=None):
 
 
 def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    p = argparse.ArgumentParser(description="Pretrain an ELMo biLM, an LSTM LM or GPT-2 (run under "
-                                "`python -m paddle.distributed.launch` for several ranks).")
+    p = argparse.ArgumentParser(description="Pretrain an ELMo biLM, an LSTM LM, a BERT masked LM or GPT-2 (run "
+                                "under `python -m paddle.distributed.launch` for several ranks).")
     p.add_argument("--preset", default=None, help="Named architecture (elmo-small, elmo-original, elmo-paddlenlp, "
                    "lstm-small, ...); the model's small CPU preset by default. Model flags override it.")
     add_config_args(p, DataConfig)
     add_config_args(p, ModelConfig, none_defaults=True)
-    add_config_args(p, TrainConfig)
+    add_config_args(p, TrainConfig, none_defaults=True, show_defaults=True,
+                    other_defaults=("BERT/GPT-2", FAMILY_TRAIN_DEFAULTS["gpt2"]))
     ns = p.parse_args(argv)
-    model = apply_preset(ns.model or "elmo", ns.preset)
-    return _fill(DataConfig, ns), _fill(ModelConfig, ns, model), _fill(TrainConfig, ns)
+    family = ns.model or PRESETS.get(ns.preset or "", {}).get("model", "elmo")  # --preset gpt2-tiny implies gpt2
+    model = apply_preset(family, ns.preset)
+    train = TrainConfig(**FAMILY_TRAIN_DEFAULTS.get(model.model, {}))
+    return _fill(DataConfig, ns), _fill(ModelConfig, ns, model), _fill(TrainConfig, ns, train)
 
 
 def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
@@ -66,7 +80,7 @@ def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
     p = argparse.ArgumentParser(description="Perplexity of a checkpoint on held-out data.")
     add_config_args(p, DataConfig, skip=("train_data_path", "vocab_file", "max_characters_per_token",
                                                   "tokenizer_dir", "subword_vocab_size"))
-    p.add_argument("--vocab_file", default=None, help="Vocabulary (GPT-2: tokenizer folder) to check against the "
+    p.add_argument("--vocab_file", default=None, help="Vocabulary (BERT / GPT-2: tokenizer folder) to check against the "
                    "checkpoint's (default: the copy saved with the checkpoint).")
     add_config_args(p, EvalConfig)
     ns = p.parse_args(argv)

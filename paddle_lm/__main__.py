@@ -3,6 +3,8 @@
     python -m paddle_lm plot --metrics checkpoints/metrics.jsonl --output loss.png
     python -m paddle_lm embed --init_from_ckpt checkpoints/final --input sentences.txt --output vectors.npz
     python -m paddle_lm export --init_from_ckpt checkpoints/final --output exported/elmo
+    python -m paddle_lm save_pretrained --init_from_ckpt checkpoints-bert/final --output bert-sample
+    python -m paddle_lm generate --init_from_ckpt checkpoints-gpt2/final --prompt "the government said" --top_k 50
 """
 
 from __future__ import annotations
@@ -33,6 +35,28 @@ def main(argv=None) -> None:
     export.add_argument("--output", required=True,
                         help="prefix of the files to write, e.g. exported/elmo -> elmo.json, elmo.pdiparams, ...")
     export.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device to trace on")
+    pre = sub.add_parser("save_pretrained", help="A BERT / GPT-2 checkpoint as a paddlenlp save_pretrained folder "
+                         "(model + tokenizer; loadable with from_pretrained and --init_from_pretrained).")
+    pre.add_argument("--init_from_ckpt", required=True, help="BERT or GPT-2 checkpoint prefix, e.g. "
+                     "./checkpoints-bert/final")
+    pre.add_argument("--output", required=True, help="folder to write")
+    pre.add_argument("--overwrite", action="store_true", help="write into a non-empty --output")
+
+    gen = sub.add_parser("generate", help="Continue a prompt with a GPT-2 checkpoint (sampling or greedy).")
+    gen.add_argument("--init_from_ckpt", required=True, help="GPT-2 checkpoint prefix, e.g. ./checkpoints-gpt2/final")
+    gen.add_argument("--prompt", required=True, help="text to continue (the sample corpus is Moses-tokenized: "
+                     "lower-case words separated by spaces match it best)")
+    gen.add_argument("--max_length", type=int, default=60, help="tokens per sequence, prompt included (default 60)")
+    gen.add_argument("--temperature", type=float, default=1.0, help="divide the logits by this (default 1.0)")
+    gen.add_argument("--top_k", type=int, default=0, help="sample among the k likeliest tokens; 0 = off")
+    gen.add_argument("--top_p", type=float, default=1.0, help="nucleus sampling: the smallest set of tokens "
+                     "holding this probability; 1.0 = off")
+    gen.add_argument("--repetition_penalty", type=float, default=1.0, help="CTRL-style penalty (> 1) on tokens "
+                     "already in the sequence; 1.0 = off")
+    gen.add_argument("--num_return_sequences", type=int, default=1, help="continuations to draw (default 1)")
+    gen.add_argument("--greedy", action="store_true", help="take the likeliest token at every step")
+    gen.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same text")
+    gen.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device to run on")
     args = p.parse_args(argv)
 
     if args.command == "plot":
@@ -49,6 +73,20 @@ def main(argv=None) -> None:
 
         written = export_embedder(args.init_from_ckpt, args.output, args.device)
         print(f"wrote {', '.join(written)}; load with paddle_lm.downstream.export.load_exported({args.output!r})")
+    elif args.command == "save_pretrained":
+        from paddle_lm.pretrained import export_pretrained
+
+        files = export_pretrained(args.init_from_ckpt, args.output, args.overwrite)
+        print(f"wrote {args.output}: {', '.join(files)}")
+    elif args.command == "generate":
+        from paddle_lm.pretrained import generate_text
+
+        texts = generate_text(args.init_from_ckpt, args.prompt, device=args.device, max_length=args.max_length,
+                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                              repetition_penalty=args.repetition_penalty,
+                              num_return_sequences=args.num_return_sequences, greedy=args.greedy, seed=args.seed)
+        for i, text in enumerate(texts, 1):
+            print(f"[{i}] {text}")
 
 
 if __name__ == "__main__":

@@ -42,14 +42,16 @@ class DataConfig:
     )
     cache_dir: str = _f("", "Where encoded token shards are cached (default: a .paddle_lm_cache folder beside the shards).")
     max_characters_per_token: int = _f(50, "Characters per token fed to the char-CNN (ELMo), incl. begin/end-of-word.")
-    tokenizer_dir: str = _f("", "GPT-2 byte-level BPE tokenizer folder (vocab.json, merges.txt); empty = train one on "
-                            "--train_data_path into {save_dir}/tokenizer on first use.")
-    subword_vocab_size: int = _f(8000, "Vocabulary size of the BPE trained when --tokenizer_dir is empty (GPT-2).")
+    tokenizer_dir: str = _f("", "Subword tokenizer folder: BERT WordPiece (vocab.txt) or GPT-2 byte-level BPE "
+                            "(vocab.json, merges.txt); empty = the --init_from_pretrained folder's, else one trained "
+                            "on --train_data_path into {save_dir}/tokenizer on first use.")
+    subword_vocab_size: int = _f(8000, "Vocabulary size of the tokenizer trained when --tokenizer_dir is empty "
+                                 "(BERT / GPT-2).")
 
 
 @dataclass
 class ModelConfig:
-    model: str = _f("elmo", "Model family.", choices=("elmo", "lstm", "gpt2"))
+    model: str = _f("elmo", "Model family.", choices=("elmo", "lstm", "bert", "gpt2"))
     vocab_size: int = _f(0, "Softmax size; filled in from the vocabulary, never set by hand.", cli=False)
     # --- ELMo token encoder (char-CNN + highway + projection)
     char_embed_dim: int = _f(16, "Character embedding size (ELMo).")
@@ -121,6 +123,12 @@ PRESETS.update({
                       max_position_embeddings=128, dropout=0.1),
 })
 DEFAULT_PRESET = {"elmo": "elmo-small", "lstm": "lstm-small", "bert": "bert-tiny", "gpt2": "gpt2-tiny"}
+TRANSFORMERS = ("bert", "gpt2")
+#: Training defaults that differ by family: bilm-tf's Adagrad for the LSTMs (TrainConfig's own defaults), AdamW
+#: with warmup, linear decay and weight decay (bias and norm weights excluded) for the transformers.
+FAMILY_TRAIN_DEFAULTS: dict[str, dict] = {
+    m: dict(optimizer="adamw", lr=5e-4, weight_decay=0.01, warmup_steps=-1, lr_decay="linear", max_grad_norm=1.0)
+    for m in TRANSFORMERS}
 
 
 @dataclass
@@ -131,6 +139,14 @@ class TrainConfig:
     batch_size: int = _f(32, "Rows (sentence streams) per rank per step.")
     unroll_steps: int = _f(20, "Tokens per row per step (truncated BPTT length).")
     block_size: int = _f(128, "Tokens per training block (GPT-2; at most --max_position_embeddings).")
+    max_seq_len: int = _f(128, "Tokens per packed BERT sequence, [CLS] and [SEP] included (at most "
+                          "--max_position_embeddings).")
+    mlm_probability: float = _f(0.15, "Share of tokens selected for masked-LM prediction (BERT; 80% [MASK], 10% "
+                                "random, 10% unchanged).")
+    whole_word_masking: bool = _f(False, "Mask all WordPiece pieces of a word together (BERT).")
+    init_from_pretrained: str = _f("", "Start from a local save_pretrained folder (BERT / GPT-2 weights, config "
+                                   "and tokenizer) for continued pretraining; nothing is downloaded.")
+    gradient_accumulation_steps: int = _f(1, "Micro-batches whose gradients are summed into one optimizer step.")
     max_steps: int = _f(0, "Stop after this many optimizer steps (0 = run --epochs).")
     epochs: int = _f(1, "Passes over the training data when --max_steps is 0.")
     n_negative_samples: int = _f(0, "Train with a sampled softmax over this many negative classes per batch "
@@ -139,7 +155,7 @@ class TrainConfig:
     lr: float = _f(0.2, "Peak learning rate.")
     weight_decay: float = _f(0.0, "Decoupled weight decay (AdamW only).")
     max_grad_norm: float = _f(10.0, "Clip gradients to this global norm; 0 disables.")
-    warmup_steps: int = _f(0, "Linear warmup steps.")
+    warmup_steps: int = _f(0, "Linear warmup steps; -1 = 10% of the run's steps.")
     lr_decay: str = _f("none", "Learning-rate decay after warmup.", choices=("none", "linear", "cosine"))
     seed: int = _f(1234, "Random seed (rank r uses seed + r for dropout).")
     save_steps: int = _f(1000, "Save a checkpoint every N steps.")
@@ -155,6 +171,7 @@ class EvalConfig:
     batch_size: int = _f(32, "Rows per step.")
     unroll_steps: int = _f(20, "Tokens per row per step.")
     max_steps: int = _f(0, "Evaluate only this many steps (0 = the whole held-out set).")
+    seed: int = _f(0, "Seed of the one fixed masking of the held-out data (BERT).")
     json: bool = _f(False, "Print a machine-readable JSON summary as the last line.")
 
 
@@ -188,19 +205,26 @@ def validate_model(cfg: ModelConfig) -> None:
             raise UserError(f"--{name} must be positive")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UserError("--dropout must be in [0, 1)")
-    if cfg.model in ("bert", "gpt2") and cfg.hidden_size % cfg.num_attention_heads:
+    if cfg.model in TRANSFORMERS and cfg.hidden_size % cfg.num_attention_heads:
         raise UserError(f"--hidden_size {cfg.hidden_size} must be divisible by --num_attention_heads "
                         f"{cfg.num_attention_heads}")
 
 
 def validate_train(cfg: TrainConfig) -> None:
-    for name in ("batch_size", "unroll_steps", "block_size", "save_steps", "logging_steps"):
+    for name in ("batch_size", "unroll_steps", "block_size", "save_steps", "logging_steps",
+                 "gradient_accumulation_steps"):
         if getattr(cfg, name) <= 0:
             raise UserError(f"--{name} must be positive")
     if cfg.max_steps < 0 or cfg.epochs <= 0:
         raise UserError("--max_steps must be >= 0 and --epochs positive")
     if cfg.lr <= 0:
         raise UserError("--lr must be positive")
+    if cfg.warmup_steps < -1:
+        raise UserError("--warmup_steps must be >= 0 (or -1 = 10% of the steps)")
+    if cfg.max_seq_len < 3:
+        raise UserError("--max_seq_len must be at least 3 ([CLS] token [SEP])")
+    if not 0.0 < cfg.mlm_probability < 1.0:
+        raise UserError("--mlm_probability must be between 0 and 1")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from paddle_lm.data.vocab import Vocab
 from paddle_lm.errors import UserError
 from paddle_lm.models import build_model
 from paddle_lm.training import checkpoint as ckpt
-from paddle_lm.training.trainer import STAT_KEYS, open_corpus, set_device, to_tensors
+from paddle_lm.training.sources import masked_blocks, open_corpus
+from paddle_lm.training.trainer import STAT_KEYS, set_device, to_tensors
 
 
 def load_model(prefix: str, vocab_file: str | None = None, flag: str = "--init_from_ckpt",
@@ -43,10 +44,13 @@ def load_model(prefix: str, vocab_file: str | None = None, flag: str = "--init_f
 
 def load_subword_model(prefix: str, tokenizer_dir: str | None = None,
                        flag: str = "--init_from_ckpt") -> tuple[paddle.nn.Layer, dict, str]:
-    """(model in eval mode, sidecar, tokenizer folder) of a GPT-2 checkpoint; `tokenizer_dir` defaults to the
-    copy saved beside it, another folder must hold the same tokenizer."""
+    """(model in eval mode, sidecar, tokenizer folder) of a BERT or GPT-2 checkpoint; `tokenizer_dir` defaults to
+    the copy saved beside it, another folder must hold the same tokenizer."""
     prefix = ckpt.resolve_prefix(prefix, flag)
     side = ckpt.read_sidecar(prefix)
+    if "tokenizer_dir" not in side["data"]:
+        raise UserError(f"{prefix} is a {side['model_config']['model']!r} checkpoint without a subword tokenizer; "
+                        f"this needs a BERT or GPT-2 checkpoint")
     saved = os.path.join(os.path.dirname(prefix), side["data"]["tokenizer_dir"])
     ident = tokenizer_identity(tokenizer_dir or saved)
     if ident != side["data"]["tokenizer_identity"]:
@@ -95,12 +99,20 @@ def evaluate(cfg: EvalConfig, data: DataConfig, vocab_file: str | None = None, p
         raise UserError("--init_from_ckpt is required, e.g. --init_from_ckpt=./checkpoints/final")
     set_device(cfg.device)
     prefix = ckpt.resolve_prefix(cfg.init_from_ckpt)
-    if "tokenizer_identity" in ckpt.read_sidecar(prefix)["data"]:  # GPT-2: every full block once, in order
+    masked = False
+    if "tokenizer_identity" in ckpt.read_sidecar(prefix)["data"]:  # BERT / GPT-2: every full block once, in order
         model, side, tok_dir = load_subword_model(prefix, vocab_file)
         corpus = SubwordCorpus(data.dev_data_path, tok_dir, what="--dev_data_path", cache_dir=data.cache_dir,
                                progress=progress)
-        stream = BlockBatches(CausalBlocks(corpus, side["train_config"]["block_size"]), cfg.batch_size,
-                              ordered=True)
+        tc = side["train_config"]
+        masked = side["model_config"]["model"] == "bert"
+        if masked:  # one fixed masking of the held-out data, drawn from --seed
+            blocks = masked_blocks(corpus, tok_dir, tc["max_seq_len"], seed=cfg.seed,
+                                   mlm_probability=tc["mlm_probability"],
+                                   whole_word_masking=tc["whole_word_masking"])
+        else:
+            blocks = CausalBlocks(corpus, tc["block_size"])
+        stream = BlockBatches(blocks, cfg.batch_size, ordered=True)
     else:
         model, side, vocab = load_model(prefix, vocab_file)
         data.max_characters_per_token = side["data"]["max_characters_per_token"]
@@ -110,6 +122,9 @@ def evaluate(cfg: EvalConfig, data: DataConfig, vocab_file: str | None = None, p
     report = perplexity_report(loss_sums(model, stream, cfg.max_steps, progress),
                                side["model_config"]["model"] == "elmo")
     report["step"] = side["step"]
+    if masked:
+        report.update(objective="masked-lm", mlm_probability=tc["mlm_probability"], mask_seed=cfg.seed,
+                      whole_word_masking=tc["whole_word_masking"])
     return report
 
 

@@ -105,9 +105,19 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
 
 
 def launch_pretrain(args: list[str], log_dir: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    """run_pretrain.py under `python -m paddle.distributed.launch` with `nproc` CPU ranks (logs in log_dir)."""
-    return run_script(["-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc), "--log_dir", log_dir,
-                       "run_pretrain.py", *args], ROOT)
+    """run_pretrain.py under `python -m paddle.distributed.launch` with `nproc` CPU ranks (logs in log_dir).
+
+    On failure, the end of every rank's workerlog is appended to the result's stdout for the assertion message.
+    """
+    r = run_script(["-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc), "--log_dir", log_dir,
+                    "run_pretrain.py", *args], ROOT)
+    if r.returncode != 0:
+        for i in range(nproc):
+            path = os.path.join(log_dir, f"workerlog.{i}")
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    r.stdout += f"\n--- workerlog.{i} (end) ---\n" + f.read()[-2000:]
+    return r
 
 
 def interrupted_copy(src: str, dst: str, drop: str = "final") -> None:

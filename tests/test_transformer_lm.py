@@ -13,7 +13,7 @@ import pytest
 from paddle_lm.config import PRESETS, apply_preset
 from paddle_lm.errors import UserError
 from paddle_lm.models import build_model
-from paddle_lm.models.transformer_lm import IGNORE_INDEX, TransformerLM, causal_labels
+from paddle_lm.models.transformer_lm import IGNORE_INDEX, causal_labels
 
 V = 60
 
@@ -86,26 +86,36 @@ def test_a_few_steps_reduce_loss(kind):
 
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
 def test_save_pretrained_round_trip(kind, tmp_path):
+    from paddle_lm.models import build_model
+    from paddle_lm.models.transformer_lm import config_from_pretrained, load_pretrained_weights
+
     cfg, model = make(kind)
     model.eval()
     model.save_pretrained(str(tmp_path / kind))
-    again = TransformerLM(cfg, pretrained_dir=str(tmp_path / kind))
+    back = config_from_pretrained(str(tmp_path / kind), kind)
+    assert back == cfg  # every architecture field survives config.json
+    again = build_model(back)
+    load_pretrained_weights(again, str(tmp_path / kind))
     again.eval()
     batch = batch_for(kind)
     np.testing.assert_allclose(model.logits(batch["input_ids"]).numpy(), again.logits(batch["input_ids"]).numpy(),
                                atol=1e-5)
+    other = "gpt2" if kind == "bert" else "bert"
+    with pytest.raises(UserError, match=f"holds a {kind} model.*--model is {other}"):
+        config_from_pretrained(str(tmp_path / kind), other)
 
 
 def test_pretrained_dir_must_be_complete_and_local(tmp_path):
-    cfg, _ = make("gpt2")
+    from paddle_lm.models.transformer_lm import config_from_pretrained
+
     with pytest.raises(UserError, match="not a local folder"):
-        TransformerLM(cfg, pretrained_dir="gpt2-medium")  # a hub name: refused, never downloaded
+        config_from_pretrained("gpt2-medium", "gpt2")  # a hub name: refused, never downloaded
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="config.json"):
-        TransformerLM(cfg, pretrained_dir=str(tmp_path / "empty"))
+        config_from_pretrained(str(tmp_path / "empty"), "gpt2")
     (tmp_path / "empty" / "config.json").write_text("{}")
     with pytest.raises(UserError, match="no weights"):
-        TransformerLM(cfg, pretrained_dir=str(tmp_path / "empty"))
+        config_from_pretrained(str(tmp_path / "empty"), "gpt2")
     assert not os.path.exists("gpt2-medium")
 
 

@@ -101,6 +101,13 @@ class _Blocks:
         epoch, s = divmod(step, spe)
         return self.epoch_order(epoch)[s * batch_size: (s + 1) * batch_size]
 
+    def make_batch(self, blocks: np.ndarray, step: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
+        """The batch of global step `step` (see `make_batch` for its arrays)."""
+        return self.make_batch(self.block_indices(step, batch_size), step)
+
     def epoch_of(self, step: int, batch_size: int) -> int:
         return step // self._check(batch_size)
 
@@ -136,9 +143,13 @@ class CausalBlocks(_Blocks):
                          seed=seed)
         self.block_size = block_size
 
-    def batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
-        """Batch at global step `step`: ``input_ids`` and ``labels``, each int64 ``[batch_size, block_size]``."""
-        win = self._windows(self.block_indices(step, batch_size))  # [B, block_size + 1]
+    @property
+    def seq_len(self) -> int:
+        return self.block_size
+
+    def make_batch(self, blocks: np.ndarray, step: int) -> dict[str, np.ndarray]:
+        """``input_ids`` and ``labels`` int64 ``[len(blocks), block_size]`` of the given blocks (`step` unused)."""
+        win = self._windows(blocks)  # [B, block_size + 1]
         return {"input_ids": win[:, :-1], "labels": win[:, 1:]}
 
 
@@ -179,13 +190,17 @@ class MaskedBlocks(_Blocks):
         self.mlm = {"mlm_probability": mlm_probability, "mask_fraction": mask_fraction,
                     "random_fraction": random_fraction}
 
-    def batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
-        """Batch at global step `step`, every array int64 ``[batch_size, max_seq_len]``:
+    @property
+    def seq_len(self) -> int:
+        return self.max_seq_len
+
+    def make_batch(self, blocks: np.ndarray, step: int) -> dict[str, np.ndarray]:
+        """The given blocks masked with the RNG of `step`, every array int64 ``[len(blocks), max_seq_len]``:
 
         ``input_ids`` (masked), ``labels`` (original id at selected positions, `ignore_index` elsewhere),
         ``attention_mask`` (ones), ``token_type_ids`` (zeros).
         """
-        body = self._windows(self.block_indices(step, batch_size))  # [B, L-2]
+        body = self._windows(blocks)  # [B, L-2]
         B = len(body)
         ids = np.empty((B, self.max_seq_len), dtype=np.int64)  # [B, L]
         ids[:, 0], ids[:, -1], ids[:, 1:-1] = self.cls_id, self.sep_id, body
@@ -200,33 +215,33 @@ class MaskedBlocks(_Blocks):
 
 
 class BlockBatches:
-    """A `CausalBlocks` dataset at a fixed batch size, with the trainer's stream interface.
+    """A `CausalBlocks` or `MaskedBlocks` dataset at a fixed batch size, with the trainer's stream interface.
 
     ``batch(step)`` takes the **global** step (the block order depends on the epoch); ``steps_per_epoch`` and
     ``geometry`` as `BPTTStream`'s. With ``ordered=True`` (evaluation) the blocks are read once, in stream
-    order, and the last batch may be smaller: ``batch(s)`` for ``s < steps_per_epoch`` covers every full block.
+    order, and the last batch may be smaller: ``batch(s)`` for ``s < steps_per_epoch`` covers every full block
+    (masked blocks draw their masks from the RNG of ``(seed, rank, s)``, so an evaluation is repeatable).
     """
 
-    def __init__(self, blocks: CausalBlocks, batch_size: int, ordered: bool = False):
+    def __init__(self, blocks: CausalBlocks | MaskedBlocks, batch_size: int, ordered: bool = False):
         self.blocks, self.batch_size, self.ordered = blocks, batch_size, ordered
         self.corpus = blocks.stream
         if ordered:
             if blocks.n_blocks == 0:
                 raise UserError(f"the stream has {blocks.stream.n_tokens} tokens, fewer than one block of "
-                                f"{blocks.window}; lower the block size")
+                                f"{blocks.window}; lower the sequence length")
             self.steps_per_epoch = -(-blocks.n_blocks // batch_size)  # ceil
         else:
             self.steps_per_epoch = blocks._check(batch_size)
 
     @property
     def geometry(self) -> dict:
-        return {**self.blocks.geometry, "batch_size": self.batch_size, "block_size": self.blocks.block_size,
+        return {**self.blocks.geometry, "batch_size": self.batch_size, "seq_len": self.blocks.seq_len,
                 "steps_per_epoch": self.steps_per_epoch}
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
-        """``input_ids`` and ``labels`` int64 ``[B, block_size]`` at global step `step`."""
+        """The batch (arrays ``[B, seq_len]``) at global step `step`."""
         if not self.ordered:
             return self.blocks.batch(step, self.batch_size)
         B = self.batch_size
-        win = self.blocks._windows(np.arange(step * B, min((step + 1) * B, self.blocks.n_blocks)))  # [b, L+1]
-        return {"input_ids": win[:, :-1], "labels": win[:, 1:]}
+        return self.blocks.make_batch(np.arange(step * B, min((step + 1) * B, self.blocks.n_blocks)), step)

@@ -1,11 +1,12 @@
-"""Subword-encoded token shards for GPT-2: each text shard encoded once with a byte-level BPE, memory-mapped.
+"""Subword-encoded token shards for BERT and GPT-2: each text shard encoded once with the run's tokenizer
+(WordPiece or byte-level BPE), memory-mapped.
 
 Per source shard and tokenizer, in the same cache folder as `paddle_lm.data.shards` (key = the shard's
-`shard_key` + the tokenizer identity):
+`shard_key` + the tokenizer kind and identity):
 
-- ``KEY.bpe-IDENT.npy``       uint32 ``[n_tokens]``: every non-blank line's subword ids followed by
-  ``<|endoftext|>``;
-- ``KEY.bpe-IDENT.meta.json`` counts; written last, so its presence means the shard is complete.
+- ``KEY.{wp|bpe}-IDENT.npy``       uint32 ``[n_tokens]``: every non-blank line's subword ids followed by the
+  sentence separator, ``[SEP]`` (BERT) or ``<|endoftext|>`` (GPT-2);
+- ``KEY.{wp|bpe}-IDENT.meta.json`` counts; written last, so its presence means the shard is complete.
 
 Encoding takes the shard's file lock, so several ranks starting together encode each shard once.
 """
@@ -21,15 +22,17 @@ import numpy as np
 from tqdm import tqdm
 
 from paddle_lm.data.shards import atomic_save_npy, atomic_write_text, default_cache_dir, file_lock, shard_key
-from paddle_lm.data.subword import GPT2_EOS, encode_lines, fast_tokenizer, tokenizer_identity
+from paddle_lm.data.subword import GPT2_EOS, detect_kind, encode_lines, fast_tokenizer, tokenizer_identity
 from paddle_lm.data.vocab import expand_glob, read_lines
 from paddle_lm.errors import UserError
 
 _CHUNK = 10000  # lines encoded per call
+SEPARATOR = {"bert": "[SEP]", "gpt2": GPT2_EOS}  # appended after every sentence
+TAG = {"bert": "wp", "gpt2": "bpe"}
 
 
 def encode_subword_shard(path: str, prefix: str, fast, eos_id: int) -> dict:
-    """Encode one text file into ``prefix.npy`` (ids, ``<|endoftext|>`` after every line); returns its meta."""
+    """Encode one text file into ``prefix.npy`` (ids, `eos_id` after every line); returns its meta."""
     ids = array("I")
     n_lines = 0
 
@@ -58,16 +61,16 @@ def encode_subword_shard(path: str, prefix: str, fast, eos_id: int) -> dict:
 
 
 class SubwordCorpus:
-    """The concatenated subword stream of all shards matching a glob, under one GPT-2 tokenizer.
+    """The concatenated subword stream of all shards matching a glob, under one BERT or GPT-2 tokenizer.
 
     `gather(start, end)` returns ``(ids int64 [n], None)`` of stream positions ``start..end-1`` (the
-    `TokenStream` interface `CausalBlocks` reads).
+    `TokenStream` interface the block datasets read).
     """
 
     def __init__(self, pattern: str, tokenizer_dir: str, *, what: str = "--train_data_path", cache_dir: str = "",
                  progress: bool = True):
         paths = expand_glob(pattern, what)
-        ident = tokenizer_identity(tokenizer_dir)
+        ident, kind = tokenizer_identity(tokenizer_dir), detect_kind(tokenizer_dir)
         fast = None
         self.shards: list[np.ndarray] = []
         self.n_sentences = 0
@@ -75,7 +78,7 @@ class SubwordCorpus:
         for p in paths:
             cdir = cache_dir or default_cache_dir(p)
             os.makedirs(cdir, exist_ok=True)
-            todo.append((p, os.path.join(cdir, shard_key(p)), f"bpe-{ident}"))
+            todo.append((p, os.path.join(cdir, shard_key(p)), f"{TAG[kind]}-{ident}"))
         pending = [p for p, key, tag in todo if not os.path.exists(f"{key}.{tag}.meta.json")]
         with tqdm(total=sum(os.path.getsize(p) for p in pending), unit="B", unit_scale=True,
                   desc="encoding shards", disable=not progress or not pending) as bar:
@@ -87,8 +90,8 @@ class SubwordCorpus:
                             meta = json.load(f)
                     else:
                         if fast is None:
-                            fast = fast_tokenizer(tokenizer_dir, "gpt2")
-                        meta = encode_subword_shard(p, prefix, fast, fast.token_to_id(GPT2_EOS))
+                            fast = fast_tokenizer(tokenizer_dir, kind)
+                        meta = encode_subword_shard(p, prefix, fast, fast.token_to_id(SEPARATOR[kind]))
                         bar.update(os.path.getsize(p))
                 self.shards.append(np.load(prefix + ".npy", mmap_mode="r"))  # [n_tokens_i] uint32
                 self.n_sentences += meta["n_sentences"]

@@ -40,23 +40,61 @@ def paddlenlp_config(cfg: ModelConfig):
     raise ValueError(f"{cfg.model!r} is not a transformer model")
 
 
+def paddlenlp_class(model: str):
+    from paddlenlp.transformers import BertForMaskedLM, GPTForCausalLM
+
+    return {"bert": BertForMaskedLM, "gpt2": GPTForCausalLM}[model]
+
+
+#: ModelConfig field <- paddlenlp config.json key
+_CONFIG_KEYS = {"vocab_size": "vocab_size", "hidden_size": "hidden_size", "num_layers": "num_hidden_layers",
+                "num_attention_heads": "num_attention_heads", "intermediate_size": "intermediate_size",
+                "max_position_embeddings": "max_position_embeddings", "dropout": "hidden_dropout_prob"}
+
+
+def config_from_pretrained(directory: str, model: str, flag: str = "--init_from_pretrained") -> ModelConfig:
+    """The ModelConfig of a local save_pretrained folder (its config.json), checked to be a `model` model."""
+    import json
+
+    check_pretrained_dir(directory, flag)
+    with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+        raw = json.load(f)
+    arch = " ".join(raw.get("architectures") or []) + " " + str(raw.get("model_type", ""))
+    found = "bert" if "bert" in arch.lower() else "gpt2" if "gpt" in arch.lower() else None
+    if found != model:
+        described = arch.strip() or "no architectures"
+        raise UserError(f"{flag} {directory!r} holds a {found or 'unknown'} model ({described}), but --model is "
+                        f"{model}")
+    missing = [k for k in _CONFIG_KEYS.values() if k not in raw]
+    if missing:
+        raise UserError(f"{flag} {directory!r}: config.json lacks {', '.join(missing)}")
+    return ModelConfig(model=model, **{ours: raw[theirs] for ours, theirs in _CONFIG_KEYS.items()})
+
+
+def load_pretrained_weights(model: nn.Layer, directory: str, flag: str = "--init_from_pretrained") -> None:
+    """Copy the weights of a local save_pretrained folder into a `TransformerLM` built from its config."""
+    check_pretrained_dir(directory, flag)
+    try:
+        # a checked local folder: from_pretrained reads it and never reaches a hub
+        loaded = paddlenlp_class(model.kind).from_pretrained(os.path.abspath(directory))
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise UserError(f"{flag} {directory!r}: paddlenlp cannot load it ({e})") from None
+    missing, unexpected = model.net.set_state_dict(loaded.state_dict()) or ([], [])
+    if missing or unexpected:
+        raise UserError(f"{flag} {directory!r}: its weights do not fit its config (missing {list(missing)[:3]}, "
+                        f"unexpected {list(unexpected)[:3]})")
+
+
 class TransformerLM(nn.Layer):
     """``BertForMaskedLM`` (``cfg.model == "bert"``) or ``GPTForCausalLM`` (``"gpt2"``) with the project interface.
 
     ``forward(batch, state=None) -> (outputs, loss, [])``; ``initial_state(batch_size) -> []``.
     """
 
-    def __init__(self, cfg: ModelConfig, pretrained_dir: str | None = None):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        from paddlenlp.transformers import BertForMaskedLM, GPTForCausalLM
-
-        cls = {"bert": BertForMaskedLM, "gpt2": GPTForCausalLM}[cfg.model]
         self.kind = cfg.model
-        if pretrained_dir:
-            check_pretrained_dir(pretrained_dir)
-            self.net = cls.from_pretrained(pretrained_dir)  # checked to be a local folder: nothing is downloaded
-        else:
-            self.net = cls(paddlenlp_config(cfg))
+        self.net = paddlenlp_class(cfg.model)(paddlenlp_config(cfg))
         self.vocab_size = int(self.net.config.vocab_size)
 
     def initial_state(self, batch_size: int) -> list:

@@ -3,10 +3,10 @@ atomic checkpoints and exact resume, on one rank or under `paddle.distributed.la
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
-import shutil
 import time
 
 import numpy as np
@@ -14,22 +14,19 @@ import paddle
 from tqdm import tqdm
 
 from paddle_lm.config import DataConfig, ModelConfig, TrainConfig, validate_model, validate_train
-from paddle_lm.data.blocks import BlockBatches, CausalBlocks
-from paddle_lm.data.shards import EncodedCorpus, file_lock
-from paddle_lm.data.stream import BPTTStream
-from paddle_lm.data.subword import CONFIG_FILE, VOCAB_FILES, fast_tokenizer, tokenizer_identity, train_bpe
-from paddle_lm.data.subword_shards import SubwordCorpus
-from paddle_lm.data.vocab import Vocab
 from paddle_lm.errors import UserError
 from paddle_lm.models import build_model
 from paddle_lm.models.sampled_softmax import LogUniformSampler
+from paddle_lm.models.transformer_lm import config_from_pretrained, load_pretrained_weights
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
 from paddle_lm.training.metrics import MetricsLog
 from paddle_lm.training.optim import build_optimizer
+from paddle_lm.training.sources import make_source
 
-RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + step) before every step; "
-              "softmax samples: numpy default_rng([seed, rank, step])")
+RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + micro) before every micro-step; "
+              "softmax samples: numpy default_rng([seed, rank, micro]); "
+              "micro = step * gradient_accumulation_steps + k")
 STAT_KEYS = ("fw_loss_sum", "fw_count", "bw_loss_sum", "bw_count")
 
 
@@ -48,12 +45,6 @@ def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, paddle.Tensor]:
     return {k: paddle.to_tensor(v) for k, v in batch.items()}
 
 
-def open_corpus(pattern: str, vocab: Vocab, data: DataConfig, model_cfg: ModelConfig, what: str,
-                progress: bool) -> EncodedCorpus:
-    chars = data.max_characters_per_token if model_cfg.model == "elmo" else None
-    return EncodedCorpus(pattern, vocab, what=what, cache_dir=data.cache_dir, max_chars=chars, progress=progress)
-
-
 def _check_save_dir(cfg: TrainConfig) -> None:
     existing = ckpt.list_checkpoints(cfg.save_dir)
     if existing and not cfg.init_from_ckpt and not cfg.overwrite:
@@ -62,47 +53,19 @@ def _check_save_dir(cfg: TrainConfig) -> None:
                         f"pick another --save_dir, or pass --overwrite")
 
 
-def gpt2_tokenizer(data: DataConfig, cfg: TrainConfig, side: dict | None, resume: str, progress: bool) -> str:
-    """The GPT-2 tokenizer folder: --tokenizer_dir, else the resumed checkpoint's copy, else
-    ``{save_dir}/tokenizer`` (a BPE trained on --train_data_path the first time, under a file lock)."""
-    if data.tokenizer_dir:
-        tokenizer_identity(data.tokenizer_dir)  # a UserError if it is not a GPT-2 tokenizer folder
-        return data.tokenizer_dir
-    if side is not None and "tokenizer_dir" in side["data"]:
-        return os.path.join(os.path.dirname(resume), side["data"]["tokenizer_dir"])
-    out = os.path.join(cfg.save_dir, "tokenizer")
-    os.makedirs(cfg.save_dir, exist_ok=True)
-    with file_lock(os.path.join(cfg.save_dir, ".tokenizer.lock")):
-        if not os.path.isfile(os.path.join(out, "vocab.json")):
-            tmp = out + ".tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            train_bpe(data.train_data_path, tmp, data.subword_vocab_size, progress=progress)
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(tmp, out)
-    return out
-
-
-def _restore(prefix: str, model_cfg: ModelConfig, vocab: Vocab | None,
-             tokenizer: tuple[str, str] | None = None) -> tuple[dict, ModelConfig]:
-    side = ckpt.read_sidecar(prefix)
+def _restored_config(prefix: str, side: dict, model_cfg: ModelConfig) -> ModelConfig:
     saved = ModelConfig(**side["model_config"])
     if saved.model != model_cfg.model:
         raise UserError(f"--init_from_ckpt {prefix} holds a {saved.model!r} model but --model is {model_cfg.model!r}")
-    if tokenizer is not None:
-        tok_dir, ident = tokenizer
-        if side["data"].get("tokenizer_identity") != ident:
-            raise UserError(f"--tokenizer_dir {tok_dir!r} does not match checkpoint {prefix} (identity {ident}; the "
-                            f"checkpoint's is {side['data'].get('tokenizer_identity')}); pass the tokenizer the run "
-                            f"started with, or leave --tokenizer_dir empty to use the checkpoint's copy")
-    elif side["data"].get("vocab_identity") != vocab.identity:
-        raise UserError(f"--vocab_file does not match checkpoint {prefix} (its vocabulary has "
-                        f"{side['data']['vocab_size']} tokens, identity {side['data']['vocab_identity']}; this one "
-                        f"{len(vocab)} tokens, identity {vocab.identity}); pass the vocabulary the run started with")
-    return side, saved
+    return saved
 
 
 class Trainer:
-    """Holds what one run needs; `run()` trains to `total_steps` and returns the last metrics."""
+    """Holds what one run needs; `run()` trains to `total_steps` and returns the last metrics.
+
+    A step is one optimizer step over ``gradient_accumulation_steps`` micro-batches per rank; the data
+    position is the global micro-step ``step * accumulation + k``.
+    """
 
     def __init__(self, data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True):
         validate_train(cfg)
@@ -112,52 +75,41 @@ class Trainer:
         set_device(cfg.device)
         resume = ckpt.resolve_prefix(cfg.init_from_ckpt) if cfg.init_from_ckpt else ""
         _check_save_dir(cfg)  # on every rank, so all of them stop with the same message
-        self.blocks = model_cfg.model == "gpt2"  # fixed blocks of subword ids instead of BPTT rows of words
-        self.vocab, self.tokenizer_dir, self.tokenizer_identity = None, "", ""
-        side = None
-        if self.blocks:
-            side = ckpt.read_sidecar(resume) if resume else None
-            if cfg.n_negative_samples:
-                raise UserError("--n_negative_samples is not supported with --model gpt2 (it trains with the full "
-                                "softmax); use 0")
-            self.tokenizer_dir = gpt2_tokenizer(data, cfg, side, resume, self.progress)
-            self.tokenizer_identity = tokenizer_identity(self.tokenizer_dir)
-            vocab_size = fast_tokenizer(self.tokenizer_dir, "gpt2").get_vocab_size()
-            tokenizer = (self.tokenizer_dir, self.tokenizer_identity)
-        else:
-            self.vocab = Vocab.load(data.vocab_file)
-            vocab_size, tokenizer = len(self.vocab), None
+        side = ckpt.read_sidecar(resume) if resume else None
+        pretrained = cfg.init_from_pretrained if not resume else ""  # a resumed run has the weights already
         if resume:
-            side, model_cfg = _restore(resume, model_cfg, self.vocab, tokenizer)
-        model_cfg = dataclasses.replace(model_cfg, vocab_size=vocab_size)
+            model_cfg = _restored_config(resume, side, model_cfg)
+        elif pretrained:
+            model_cfg = config_from_pretrained(pretrained, model_cfg.model)
+        self.source = make_source(data, cfg, model_cfg.model, resume, side, self.progress)
+        if pretrained and model_cfg.vocab_size != self.source.vocab_size:
+            raise UserError(f"--tokenizer_dir has {self.source.vocab_size} tokens but the --init_from_pretrained "
+                            f"model's vocabulary has {model_cfg.vocab_size}; use the tokenizer it was trained with")
+        model_cfg = dataclasses.replace(model_cfg, vocab_size=self.source.vocab_size)
         validate_model(model_cfg)
         self.model_cfg = model_cfg
         dist.init(self.world)
-        if self.blocks:
-            if cfg.block_size > model_cfg.max_position_embeddings:
-                raise UserError(f"--block_size {cfg.block_size} exceeds --max_position_embeddings "
-                                f"{model_cfg.max_position_embeddings}")
-            corpus = SubwordCorpus(data.train_data_path, self.tokenizer_dir, what="--train_data_path",
-                                   cache_dir=data.cache_dir, progress=self.progress)
-            self.stream = BlockBatches(CausalBlocks(corpus, cfg.block_size, self.rank, self.world, cfg.seed),
-                                       cfg.batch_size)
-            self.tokens_per_step = cfg.batch_size * cfg.block_size * self.world
-        else:
-            corpus = open_corpus(data.train_data_path, self.vocab, data, model_cfg, "--train_data_path",
-                                 self.progress)
-            self.stream = BPTTStream(corpus, cfg.batch_size, cfg.unroll_steps, self.rank, self.world)
-            self.tokens_per_step = cfg.batch_size * cfg.unroll_steps * self.world
-        spe = self.stream.steps_per_epoch
-        self.total_steps = cfg.max_steps or cfg.epochs * spe
+        self.source.open(model_cfg, self.rank, self.world)
+        self.accum = cfg.gradient_accumulation_steps
+        self.steps_per_epoch = self.source.steps_per_epoch // self.accum
+        if self.steps_per_epoch == 0:
+            raise UserError(f"--gradient_accumulation_steps {self.accum} exceeds the {self.source.steps_per_epoch} "
+                            f"batches of an epoch")
+        self.tokens_per_step = self.source.tokens_per_batch * self.accum * self.world
+        self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        warmup = cfg.warmup_steps if cfg.warmup_steps >= 0 else max(1, self.total_steps // 10)
         paddle.seed(cfg.seed)  # identical initial weights on every rank
         self.model = build_model(model_cfg)
+        if pretrained:
+            load_pretrained_weights(self.model, pretrained)
         self.sampler = None
         if cfg.n_negative_samples:
-            if cfg.n_negative_samples >= len(self.vocab):
+            if cfg.n_negative_samples >= self.source.vocab_size:
                 raise UserError(f"--n_negative_samples {cfg.n_negative_samples} must be smaller than the "
-                                f"vocabulary ({len(self.vocab)} tokens); use 0 for the full softmax")
-            self.sampler = LogUniformSampler(len(self.vocab), cfg.n_negative_samples)
-        self.opt, self.sched = build_optimizer(cfg, self.model, self.total_steps)
+                                f"vocabulary ({self.source.vocab_size} tokens); use 0 for the full softmax")
+            self.sampler = LogUniformSampler(self.source.vocab_size, cfg.n_negative_samples)
+        self.opt, self.sched = build_optimizer(dataclasses.replace(cfg, warmup_steps=warmup), self.model,
+                                               self.total_steps)
         self.step, self.state = 0, None
         if side is not None:
             self._load(resume, side)
@@ -165,13 +117,13 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def geometry(self) -> dict:
-        return {**self.stream.geometry, "world_size": self.world}
+        return {**self.source.stream.geometry, "world_size": self.world,
+                "gradient_accumulation_steps": self.accum}
 
     def _load(self, prefix: str, side: dict) -> None:
         ours, theirs = self.geometry(), side["geometry"]
-        keys = ("batch_size", "block_size", "world_size", "n_tokens", "seed") if self.blocks else (
-            "batch_size", "unroll_steps", "world_size", "n_tokens")
-        diff = [k for k in keys if ours[k] != theirs.get(k)]
+        diff = [k for k in (*self.source.resume_keys, "gradient_accumulation_steps") if ours[k] != theirs.get(k, 1
+                if k == "gradient_accumulation_steps" else None)]
         if diff:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
                 f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
@@ -180,7 +132,7 @@ class Trainer:
         self.step = int(side["step"])
         carried = ckpt.load_carried(prefix)
         B = self.cfg.batch_size
-        if carried and self.step % self.stream.steps_per_epoch:
+        if carried and (self.step * self.accum) % self.source.steps_per_epoch:
             rows = slice(self.rank * B, (self.rank + 1) * B)
             self.state = [paddle.to_tensor(carried[f"s{i}"][rows]) for i in range(len(carried))]
 
@@ -190,12 +142,12 @@ class Trainer:
         gathered = dist.gather_rows([t.numpy() for t in state], self.world)
         prefix = os.path.join(self.cfg.save_dir, name)
         if self.rank == 0:
-            spe = self.stream.steps_per_epoch
+            spe = self.steps_per_epoch
             sidecar = {
                 "step": self.step, "epoch": self.step // spe, "step_in_epoch": self.step % spe,
                 "tokens_seen": self.step * self.tokens_per_step,
                 "model_config": dataclasses.asdict(self.model_cfg), "train_config": dataclasses.asdict(self.cfg),
-                "data": self._data_sidecar(),
+                "data": self.source.sidecar(),
                 "geometry": self.geometry(), "rng": {"scheme": RNG_SCHEME, "seed": self.cfg.seed},
                 "metrics": last or {},
             }
@@ -206,33 +158,13 @@ class Trainer:
         dist.barrier(self.world)
         return prefix
 
-    def _data_sidecar(self) -> dict:
-        if self.blocks:
-            return {"train_data_path": self.data.train_data_path, "tokenizer_dir": "tokenizer",
-                    "tokenizer_identity": self.tokenizer_identity, "vocab_size": self.model_cfg.vocab_size}
-        return {"train_data_path": self.data.train_data_path, "vocab_file": "vocab.txt",
-                "vocab_identity": self.vocab.identity, "vocab_size": len(self.vocab),
-                "max_characters_per_token": self.data.max_characters_per_token}
-
-    def _prepare_save_dir(self) -> None:
-        os.makedirs(self.cfg.save_dir, exist_ok=True)
-        if not self.blocks:
-            self.vocab.save(os.path.join(self.cfg.save_dir, "vocab.txt"))
-            return
-        out = os.path.join(self.cfg.save_dir, "tokenizer")  # the checkpoints' own copy of the tokenizer
-        if os.path.abspath(out) != os.path.abspath(self.tokenizer_dir):
-            os.makedirs(out, exist_ok=True)
-            for name in (*VOCAB_FILES["gpt2"], CONFIG_FILE):
-                src = os.path.join(self.tokenizer_dir, name)
-                if os.path.isfile(src):
-                    shutil.copyfile(src, os.path.join(out, name))
-
     # ----------------------------------------------------------------- loop
     def run(self) -> dict:
-        cfg, spe = self.cfg, self.stream.steps_per_epoch
+        cfg, spe, accum = self.cfg, self.source.steps_per_epoch, self.accum
         log = None
         if self.rank == 0:
-            self._prepare_save_dir()
+            os.makedirs(cfg.save_dir, exist_ok=True)
+            self.source.prepare_save_dir(cfg.save_dir)
             log = MetricsLog(cfg.save_dir, self.step)
         dist.barrier(self.world)
         self.net.train()
@@ -244,21 +176,15 @@ class Trainer:
         steps_in_window = 0
         try:
             while self.step < self.total_steps:
-                s = self.step % spe
-                if s == 0:
-                    self.state = None  # a new epoch starts every row afresh
-                paddle.seed(cfg.seed + 1000003 * self.rank + self.step)
-                batch = self.stream.batch(self.step if self.blocks else s)  # blocks: the global step
-                if self.sampler is not None:
-                    batch["softmax_samples"] = self.sampler.draw(np.random.default_rng([cfg.seed, self.rank, self.step]))
-                outputs, loss, new_state = self.net(to_tensors(batch), self.state)
-                loss.backward()
+                for k in range(accum):
+                    micro = self.step * accum + k
+                    if micro % spe == 0:
+                        self.state = None  # a new epoch starts every row afresh
+                    window += self._micro_step(micro, k < accum - 1)
                 self.opt.step()
                 self.opt.clear_grad()
                 lr_used = float(self.sched.get_lr())
                 self.sched.step()
-                self.state = [t.detach() for t in new_state]
-                window += [float(outputs[k]) if k in outputs else 0.0 for k in STAT_KEYS]
                 self.step += 1
                 steps_in_window += 1
                 bar.update(1)
@@ -285,6 +211,21 @@ class Trainer:
         self.save("final", last)
         return last or {}
 
+    def _micro_step(self, micro: int, defer_sync: bool) -> np.ndarray:
+        """Forward and backward of micro-batch `micro`, gradients added to the parameters' (summed over
+        ranks unless `defer_sync`); returns its loss statistics."""
+        cfg = self.cfg
+        paddle.seed(cfg.seed + 1000003 * self.rank + micro)
+        batch = self.source.batch(micro)
+        if self.sampler is not None:
+            batch["softmax_samples"] = self.sampler.draw(np.random.default_rng([cfg.seed, self.rank, micro]))
+        sync = self.net.no_sync() if defer_sync and self.world > 1 else contextlib.nullcontext()
+        with sync:
+            outputs, loss, new_state = self.net(to_tensors(batch), self.state)
+            (loss / self.accum if self.accum > 1 else loss).backward()
+        self.state = [t.detach() for t in new_state]
+        return np.array([float(outputs[k]) if k in outputs else 0.0 for k in STAT_KEYS])
+
     def _record(self, sums: list[float], lr: float, tokens_per_s: float) -> dict:
         fw_sum, fw_n, bw_sum, bw_n = sums
         losses = [fw_sum / fw_n] + ([bw_sum / bw_n] if bw_n else [])
@@ -297,10 +238,10 @@ def train(data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: 
     """Train (or resume) a model and return the last logged metrics."""
     trainer = Trainer(data, model_cfg, cfg, progress)
     if trainer.rank == 0 and progress:
-        c = trainer.stream.corpus
+        c = trainer.source.corpus
         n_params = sum(int(np.prod(p.shape)) for p in trainer.model.parameters())
         print(f"[paddle-lm] {trainer.model_cfg.model}: {n_params:,} parameters; vocab {trainer.model_cfg.vocab_size:,}; "
               f"corpus {c.n_sentences:,} sentences / {c.n_tokens:,} tokens; {trainer.world} rank(s); "
-              f"{trainer.stream.steps_per_epoch:,} steps per epoch; training to step {trainer.total_steps:,}",
+              f"{trainer.steps_per_epoch:,} steps per epoch; training to step {trainer.total_steps:,}",
               flush=True)
     return trainer.run()
