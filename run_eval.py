@@ -28,7 +28,8 @@ def main() -> None:
             line += f" - backward perplexity: {r['ppl_bw']:.2f}"
         print(f"{line} - {r['tokens']:,} tokens - checkpoint step {r['step']}")
     if eval_cfg.json:
-        print(json.dumps({k: r[k] for k in ("ppl", "ppl_fw", "ppl_bw", "tokens", "objective") if k in r}))
+        keys = ("ppl", "tokens", "objective") if "objective" in r else ("ppl", "ppl_fw", "ppl_bw", "tokens")
+        print(json.dumps({k: r[k] for k in keys if k in r}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training throughput on CPU: 1 rank vs 2 ranks (`paddle.distributed.launch`), side by side in one run.
 
     python bench/bench_throughput.py [--preset elmo-small] [--steps 60] [--repeats 3] [extra run_pretrain flags]
+    python bench/bench_throughput.py --preset gpt2-tiny --steps 40 --batch_size 8 --tokenizer_dir checkpoints-gpt2/tokenizer
 
 Runs the real run_pretrain.py on the sample data (build it first: `bash download_data.sh --sample`), reads
 tokens/s from metrics.jsonl (the first logging window is skipped as warm-up), and prints the median over
@@ -20,8 +21,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_once(ranks: int, args, extra: list[str]) -> tuple[float, float]:
-    """(tokens/s after warm-up, peak RSS MiB of rank 0) of one short training run."""
+def run_once(ranks: int, args, extra: list[str]) -> tuple[float, float, int]:
+    """(tokens/s after warm-up, peak RSS MiB of rank 0, tokens per rank per step) of one short training run."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable]
         if ranks > 1:
@@ -41,8 +42,11 @@ def run_once(ranks: int, args, extra: list[str]) -> tuple[float, float]:
             sys.exit(f"run failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
         with open(f"{tmp}/ck/metrics.jsonl") as f:
             rows = [json.loads(x) for x in f]
+        with open(f"{tmp}/ck/final.json") as f:
+            side = json.load(f)
         rss = float(out.stdout.rsplit("RSS_MIB", 1)[1].split()[0])
-        return statistics.median(r["tokens_per_s"] for r in rows[1:]), rss
+        per_rank_step = side["tokens_seen"] // (side["step"] * ranks)
+        return statistics.median(r["tokens_per_s"] for r in rows[1:]), rss, per_rank_step
 
 
 def main() -> None:
@@ -58,13 +62,12 @@ def main() -> None:
         runs = [run_once(ranks, args, extra) for _ in range(args.repeats)]
         tps = [r[0] for r in runs]
         results[ranks] = (statistics.median(tps), max(r[1] for r in runs), tps)
-    batch = next((extra[i + 1] for i, a in enumerate(extra) if a == "--batch_size"), "32")
-    unroll = next((extra[i + 1] for i, a in enumerate(extra) if a == "--unroll_steps"), "20")
-    print(f"\npreset {args.preset}, batch {batch} x unroll {unroll} per rank, {args.steps} steps, "
+        per_step = runs[0][2]
+    print(f"\npreset {args.preset}, {per_step} tokens per rank per step, {args.steps} steps, "
           f"median of {args.repeats} runs (OMP threads: 1-rank run {args.threads_one_rank}, 1 per rank when launched)")
     print(f"{'ranks':>5} {'tokens/s':>10} {'s/step':>8} {'peak RSS MiB':>13}  runs")
     for ranks, (tps, rss, all_tps) in results.items():
-        step_s = int(batch) * int(unroll) * ranks / tps
+        step_s = per_step * ranks / tps
         print(f"{ranks:>5} {tps:>10.0f} {step_s:>8.3f} {rss:>13.0f}  {', '.join(f'{t:.0f}' for t in all_tps)}")
     print(f"2-rank / 1-rank throughput: {results[2][0] / results[1][0]:.2f}x")
 

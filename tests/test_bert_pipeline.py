@@ -61,6 +61,7 @@ def test_bert_masked_token_eval(bert_run, tiny_corpus, monkeypatch):
     assert lines[0].startswith("Eval - masked-LM loss: ") and "masked-token perplexity: " in lines[0]
     assert "not comparable to a causal" in lines[1]
     summary = json.loads(lines[-1])
+    assert set(summary) == {"ppl", "tokens", "objective"}
     assert summary["objective"] == "masked-lm" and 1.0 < summary["ppl"] < 300
     again = json.loads(run_inproc("run_eval.py", args, monkeypatch)[1].strip().splitlines()[-1])
     assert again == summary  # one fixed masking: the same figure every time

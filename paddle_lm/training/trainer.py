@@ -171,11 +171,12 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.progress,
                    dynamic_ncols=True)
         window = np.zeros(len(STAT_KEYS))
-        t0, last = time.perf_counter(), None
+        t0, last, state_at_step = time.perf_counter(), None, self.state
         tokens_per_step = self.tokens_per_step
         steps_in_window = 0
         try:
             while self.step < self.total_steps:
+                state_at_step = self.state  # what a checkpoint of this step holds if it is interrupted
                 for k in range(accum):
                     micro = self.step * accum + k
                     if micro % spe == 0:
@@ -201,6 +202,8 @@ class Trainer:
                     self.save(str(self.step), last)
         except KeyboardInterrupt:
             bar.close()
+            self.state = state_at_step  # drop the micro-steps of the unfinished step
+            self.opt.clear_grad()
             if self.world == 1 and self.step > 0:
                 prefix = self.save(str(self.step), last)
                 raise UserError(f"interrupted at step {self.step}; saved {prefix}; resume with "
