@@ -35,7 +35,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls, *, none_defaults: bool
         if f.name in skip or f.metadata.get("cli") is False:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kwargs = {"help": f.metadata.get("doc", ""), "dest": f.name}
+        kwargs = {"help": f.metadata.get("doc", "").replace("%", "%%"), "dest": f.name}  # argparse formats help with %
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         else:

@@ -95,3 +95,14 @@ def test_truncated_checkpoint(tiny_corpus, trained, tmp_path, monkeypatch):
     (broken / "final.pdparams").write_bytes(data[: len(data) // 2])
     argv = ["--init_from_ckpt", str(broken / "final"), "--dev_data_path", tiny_corpus["dev"]]
     assert_one_line_error(*run_inproc("run_eval.py", argv, monkeypatch)[::2], "final.pdparams")
+
+
+@pytest.mark.parametrize("target,argv", [
+    ("run_pretrain.py", ["-h"]), ("run_eval.py", ["-h"]), ("run_finetune.py", ["-h"]),
+    *[("paddle_lm", [cmd, "-h"]) for cmd in ("plot", "embed", "export", "save_pretrained", "generate")],
+])
+def test_every_help_page_renders(target, argv, monkeypatch):
+    """argparse formats help text with %: every flag's help must survive it (a literal % must be %%)."""
+    code, out, err = run_inproc(target, argv, monkeypatch)
+    assert code == 0, err
+    assert out.startswith("usage:") and "Traceback" not in err

@@ -19,7 +19,7 @@ import shutil
 
 import numpy as np
 
-from paddle_lm.config import DataConfig, ModelConfig, TrainConfig
+from paddle_lm.config import TRANSFORMERS, DataConfig, ModelConfig, TrainConfig
 from paddle_lm.data.blocks import BlockBatches, CausalBlocks, MaskedBlocks
 from paddle_lm.data.shards import EncodedCorpus, atomic_write_text, file_lock, shard_key
 from paddle_lm.data.stream import BPTTStream
@@ -123,6 +123,15 @@ def seq_len_of(model: str, cfg: TrainConfig) -> tuple[str, int]:
     return ("--max_seq_len", cfg.max_seq_len) if model == "bert" else ("--block_size", cfg.block_size)
 
 
+def check_seq_len(model_cfg: ModelConfig, cfg: TrainConfig) -> int:
+    """The sequence length of a BERT / GPT-2 run; a UserError when the model's positions cannot hold it."""
+    flag, seq_len = seq_len_of(model_cfg.model, cfg)
+    if seq_len > model_cfg.max_position_embeddings:
+        raise UserError(f"{flag} {seq_len} exceeds the model's {model_cfg.max_position_embeddings} positions "
+                        f"(--max_position_embeddings)")
+    return seq_len
+
+
 class SubwordSource:
     """BERT / GPT-2: a subword tokenizer and packed fixed-length blocks (see `paddle_lm.data.blocks`)."""
 
@@ -178,10 +187,7 @@ class SubwordSource:
         return out
 
     def open(self, model_cfg: ModelConfig, rank: int, world: int) -> None:
-        flag, seq_len = seq_len_of(self.model, self.cfg)
-        if seq_len > model_cfg.max_position_embeddings:
-            raise UserError(f"{flag} {seq_len} exceeds the model's {model_cfg.max_position_embeddings} positions "
-                            f"(--max_position_embeddings)")
+        seq_len = check_seq_len(model_cfg, self.cfg)
         corpus = SubwordCorpus(self.data.train_data_path, self.tokenizer_dir, what="--train_data_path",
                                cache_dir=self.data.cache_dir, progress=self.progress)
         if self.model == "bert":
@@ -219,5 +225,5 @@ def copy_tokenizer(src: str, dst: str) -> None:
 def make_source(data: DataConfig, cfg: TrainConfig, model: str, resume: str, side: dict | None,
                 progress: bool) -> WordSource | SubwordSource:
     """The data source of `model`'s family (`resume`/`side`: the checkpoint being resumed, if any)."""
-    cls = SubwordSource if model in ("bert", "gpt2") else WordSource
+    cls = SubwordSource if model in TRANSFORMERS else WordSource
     return cls(data, cfg, model, resume, side, progress)

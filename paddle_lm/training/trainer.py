@@ -13,7 +13,14 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
-from paddle_lm.config import DataConfig, ModelConfig, TrainConfig, validate_model, validate_train
+from paddle_lm.config import (
+    TRANSFORMERS,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    validate_model,
+    validate_train,
+)
 from paddle_lm.errors import UserError
 from paddle_lm.models import build_model
 from paddle_lm.models.sampled_softmax import LogUniformSampler
@@ -22,7 +29,7 @@ from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
 from paddle_lm.training.metrics import MetricsLog
 from paddle_lm.training.optim import build_optimizer
-from paddle_lm.training.sources import make_source
+from paddle_lm.training.sources import check_seq_len, make_source
 
 RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + micro) before every micro-step; "
               "softmax samples: numpy default_rng([seed, rank, micro]); "
@@ -81,6 +88,8 @@ class Trainer:
             model_cfg = _restored_config(resume, side, model_cfg)
         elif pretrained:
             model_cfg = config_from_pretrained(pretrained, model_cfg.model)
+        if model_cfg.model in TRANSFORMERS:
+            check_seq_len(model_cfg, cfg)  # before a tokenizer is trained for nothing
         self.source = make_source(data, cfg, model_cfg.model, resume, side, self.progress)
         if pretrained and model_cfg.vocab_size != self.source.vocab_size:
             raise UserError(f"--tokenizer_dir has {self.source.vocab_size} tokens but the --init_from_pretrained "
