@@ -145,3 +145,15 @@ def test_generate_bad_input_is_one_line(gpt2_run, monkeypatch, extra, needles):
     code, _, err = run_inproc("paddle_lm", ["generate", "--init_from_ckpt", os.path.join(gpt2_run, "final"),
                                             *extra], monkeypatch)
     assert_one_line_error(code, err, *needles)
+
+
+def test_resume_with_other_accumulation_is_one_line_error(gpt2_run, tiny_corpus, tmp_path, monkeypatch):
+    from conftest import run_inproc
+
+    resumed = str(tmp_path / "resumed")
+    shutil.copytree(gpt2_run, resumed)
+    code, _, err = run_inproc("run_pretrain.py", ["--train_data_path", tiny_corpus["train"], *GPT2, "--max_steps",
+                                                  "6", "--save_dir", resumed, "--init_from_ckpt",
+                                                  os.path.join(resumed, "3"), "--gradient_accumulation_steps", "2"],
+                              monkeypatch)
+    assert_one_line_error(code, err, "cannot resume", "gradient_accumulation_steps was 1, now 2")

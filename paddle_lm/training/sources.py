@@ -24,7 +24,6 @@ from paddle_lm.data.blocks import BlockBatches, CausalBlocks, MaskedBlocks
 from paddle_lm.data.shards import EncodedCorpus, atomic_write_text, file_lock, shard_key
 from paddle_lm.data.stream import BPTTStream
 from paddle_lm.data.subword import (
-    BERT_SPECIALS,
     CONFIG_FILE,
     VOCAB_FILES,
     detect_kind,
@@ -58,8 +57,6 @@ def open_corpus(pattern: str, vocab: Vocab, data: DataConfig, model_cfg: ModelCo
 
 class WordSource:
     """ELMo / LSTM LM: `--vocab_file` and BPTT rows of ``--unroll_steps`` words."""
-
-    stateful = True
     resume_keys = ("batch_size", "unroll_steps", "world_size", "n_tokens")
 
     def __init__(self, data: DataConfig, cfg: TrainConfig, model: str, resume: str, side: dict | None,
@@ -92,11 +89,6 @@ class WordSource:
 
     def prepare_save_dir(self, save_dir: str) -> None:
         self.vocab.save(os.path.join(save_dir, "vocab.txt"))
-
-
-def special_ids(fast) -> list[int]:
-    """Ids of BERT's special tokens in a fast WordPiece tokenizer."""
-    return [fast.token_to_id(t) for t in BERT_SPECIALS if fast.token_to_id(t) is not None]
 
 
 def masked_blocks(corpus, tokenizer_dir: str, max_seq_len: int, *, rank: int = 0, world: int = 1, seed: int = 0,
@@ -135,15 +127,12 @@ def check_seq_len(model_cfg: ModelConfig, cfg: TrainConfig) -> int:
 class SubwordSource:
     """BERT / GPT-2: a subword tokenizer and packed fixed-length blocks (see `paddle_lm.data.blocks`)."""
 
-    stateful = False
-
     def __init__(self, data: DataConfig, cfg: TrainConfig, model: str, resume: str, side: dict | None,
                  progress: bool):
         if cfg.n_negative_samples:
             raise UserError(f"--n_negative_samples is not supported with --model {model} (it trains with the full "
                             f"softmax); use 0")
         self.data, self.cfg, self.model, self.progress = data, cfg, model, progress
-        self.seq_flag = seq_len_of(model, cfg)[0]
         self.resume_keys = ("batch_size", "seq_len", "world_size", "n_tokens", "seed")
         self.tokenizer_dir = self._resolve(resume, side)
         kind = detect_kind(self.tokenizer_dir)

@@ -131,8 +131,9 @@ class Trainer:
 
     def _load(self, prefix: str, side: dict) -> None:
         ours, theirs = self.geometry(), side["geometry"]
-        diff = [k for k in (*self.source.resume_keys, "gradient_accumulation_steps") if ours[k] != theirs.get(k, 1
-                if k == "gradient_accumulation_steps" else None)]
+        older = {"gradient_accumulation_steps": 1}  # what a sidecar written before the key existed means
+        keys = (*self.source.resume_keys, "gradient_accumulation_steps")
+        diff = [k for k in keys if ours[k] != theirs.get(k, older.get(k))]
         if diff:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
                 f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
