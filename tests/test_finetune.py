@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_inproc, train_tiny
+from conftest import ROOT, assert_one_line_error, run_inproc, run_script, train_tiny
 
 from paddle_lm.config import FinetuneConfig
 from paddle_lm.errors import UserError
@@ -282,3 +282,13 @@ def test_bad_encoders(polarity, elmo_ckpt, tmp_path, monkeypatch):
 def _err(argv, monkeypatch) -> tuple[int, str]:
     code, _, err = run_inproc("run_finetune.py", argv, monkeypatch)
     return code, err
+
+
+def test_layer_probe_script(polarity, vector_files, elmo_ckpt, tmp_path):
+    """bench/probe_elmo_layers.py: one row per checkpoint (3 layers + all) and per vector file, real accuracies."""
+    r = run_script(["bench/probe_elmo_layers.py", "--data_dir", polarity, "--folds", "2", "--ckpt",
+                    f"tiny={elmo_ckpt}", "--vectors", f"toy={vector_files['binary']}"], cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines() if line.split()[:1] in (["tiny"], ["toy"])}
+    assert len([c for c in rows["tiny"] if c == "±"]) == 4  # layers 0, 1, 2 and all three
+    assert float(rows["toy"][-4]) > 0.9  # the toy vectors separate the classes along one axis
