@@ -88,7 +88,7 @@ def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
 
 
 COMPARE_HELP = """Compare encoders on identical folds and print one table. Each SPEC is ENCODER[:key=value,...]
-with ENCODER elmo or word2vec (alias w2v); keys: for elmo ckpt=PREFIX, layers=mix|top, trainable=1; for
+with ENCODER elmo or word2vec (alias w2v); keys: for elmo ckpt=PREFIX, layers=mix|top|concat, trainable=1; for
 word2vec file=PATH or train_on=GLOB, dim=N, epochs=N; any encoder: name=LABEL. Unset keys come from the
 other flags. With no SPEC: elmo, word2vec trained on the sample LM corpus, and the sample GloVe vectors."""
 

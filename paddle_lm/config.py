@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from paddle_lm.errors import UserError
 
@@ -252,8 +252,8 @@ class FinetuneConfig:
                              "./checkpoints/10000.")
     vocab_file: str = _f("", "Optional: check that this vocabulary is the one the ELMo checkpoint was trained "
                          "with.")
-    elmo_layers: str = _f("mix", "ELMo layers fed to the classifier: a learned scalar mix of all three, or the "
-                          "top one.", choices=("mix", "top"))
+    elmo_layers: str = _f("mix", "ELMo layers fed to the classifier: a learned scalar mix of all three, the "
+                          "top one, or all three concatenated.", choices=("mix", "top", "concat"))
     trainable: bool = _f(False, "Fine-tune ELMo's weights with the classifier (slow on CPU); frozen by default, "
                          "when the layers are computed once for all sentences.")
     elmo_batch_size: int = _f(64, "Sentences per ELMo forward pass when computing frozen features.")
@@ -297,6 +297,10 @@ def validate_finetune(cfg: FinetuneConfig) -> None:
             raise UserError(f"--{name} must be positive")
     if cfg.lr <= 0:
         raise UserError("--lr must be positive")
+    for f in fields(cfg):  # flags check their choices; --compare specs set fields directly
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise UserError(f"--{f.name} {getattr(cfg, f.name)!r}: choose one of {', '.join(choices)}")
     if cfg.patience < 1:
         raise UserError("--patience must be at least 1")
     if not 0.0 <= cfg.dropout < 1.0:

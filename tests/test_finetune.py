@@ -80,8 +80,9 @@ def test_classifier_learns_separable_task(polarity, vector_files):
     assert r["oov_rate"] == 0.0  # "The" is found lowercased
 
 
-def test_scalar_mix_classifier_learns(polarity):
-    """Three pooled layers through ScalarMix (one informative): still separable."""
+@pytest.mark.parametrize("combine", ["mix", "concat"])
+def test_multi_layer_classifier_learns(combine):
+    """Three pooled layers through ScalarMix or concatenated (one informative): still separable."""
     from paddle_lm.downstream.bow import BowClassifier, fit, predict_logits
     from paddle_lm.downstream.finetune import FrozenFeatures
 
@@ -90,7 +91,9 @@ def test_scalar_mix_classifier_learns(polarity):
     pooled = rng.normal(0, 1, (80, 3, 6)).astype(np.float32)  # [N, L, D]
     pooled[:, 1, 0] += 3.0 * (2 * labels - 1)
     feats = FrozenFeatures(pooled)
-    model = BowClassifier(6, 16, 0.0, num_layers=3)
+    model = BowClassifier(6, 16, 0.0, num_layers=3, combine=combine)
+    first = model.mlp[1].weight.shape[0]  # input width of the MLP
+    assert first == (18 if combine == "concat" else 6) and (model.mix is None) == (combine == "concat")
     idx = rng.permutation(80)
     fit(model, feats, labels, idx[:50], idx[50:60], lr=1e-2, epochs=30, batch_size=10, patience=5)
     pred = predict_logits(model, feats, idx[60:]).argmax(axis=1)
@@ -232,6 +235,16 @@ def test_elmo_top_trainable(polarity, elmo_ckpt, monkeypatch):
     assert summary["encoders"][0]["name"] == "elmo-top-finetuned" and summary["folds"] == 0
 
 
+def test_elmo_concat_layers(polarity, elmo_ckpt, monkeypatch):
+    """layers=concat feeds 3 x 2P features: the table says so, and it runs frozen and in --compare."""
+    argv = ["--data_dir", polarity, "--folds", "2", *FAST, "--json", "--compare", f"elmo:ckpt={elmo_ckpt}",
+            f"elmo:ckpt={elmo_ckpt},layers=concat"]
+    code, out, err = run_inproc("run_finetune.py", argv, monkeypatch)
+    assert code == 0, err
+    mix, concat = json.loads(out.strip().splitlines()[-1])["encoders"]
+    assert concat["name"] == "elmo-concat" and concat["dim"] == 3 * mix["dim"]
+
+
 def _bad(tmp_path, pos: bytes | None, neg: bytes | None) -> str:
     d = tmp_path / "data"
     d.mkdir()
@@ -277,6 +290,8 @@ def test_bad_encoders(polarity, elmo_ckpt, tmp_path, monkeypatch):
     assert_one_line_error(*_err(elmo + ["--init_from_ckpt", str(tmp_path / "nope")], monkeypatch), "no checkpoint")
     assert_one_line_error(*_err(["--data_dir", str(tmp_path / "nodir")], monkeypatch), "not a folder")
     assert_one_line_error(*_err(["--compare", "bert"], monkeypatch), "unknown encoder")
+    assert_one_line_error(*_err(["--compare", f"elmo:ckpt={elmo_ckpt},layers=all"], monkeypatch),
+                          "--elmo_layers 'all'", "mix, top, concat")
 
 
 def _err(argv, monkeypatch) -> tuple[int, str]:
@@ -292,3 +307,20 @@ def test_layer_probe_script(polarity, vector_files, elmo_ckpt, tmp_path):
     rows = {line.split()[0]: line.split() for line in r.stdout.splitlines() if line.split()[:1] in (["tiny"], ["toy"])}
     assert len([c for c in rows["tiny"] if c == "±"]) == 4  # layers 0, 1, 2 and all three
     assert float(rows["toy"][-4]) > 0.9  # the toy vectors separate the classes along one axis
+
+
+def test_compare_shares_elmo_features_and_shows_classifier_overrides(polarity, elmo_ckpt, monkeypatch):
+    """Two specs on one checkpoint pool its layers once; a spec's own classifier settings are printed."""
+    from paddle_lm.downstream import embedder
+
+    calls = []
+    real = embedder.ELMoEmbedder.iter_encode
+    monkeypatch.setattr(embedder.ELMoEmbedder, "iter_encode", lambda self, s: calls.append(1) or real(self, s))
+    argv = ["--data_dir", polarity, "--folds", "2", *FAST, "--json", "--compare", f"elmo:ckpt={elmo_ckpt}",
+            f"elmo:ckpt={elmo_ckpt},layers=top,patience=2,name=top-p2"]
+    code, out, err = run_inproc("run_finetune.py", argv, monkeypatch)
+    assert code == 0, err
+    assert len(calls) == 1
+    assert "top-p2: " in out and "pooled once for an earlier encoder" in out and "classifier: patience 2" in out
+    mix, top = json.loads(out.strip().splitlines()[-1])["encoders"]
+    assert mix["classifier"]["patience"] == 4 and top["classifier"]["patience"] == 2 and top["dim"] == mix["dim"]

@@ -34,19 +34,26 @@ def masked_mean(x: paddle.Tensor, mask: paddle.Tensor | None = None) -> paddle.T
 class BowClassifier(nn.Layer):
     """Masked mean of token vectors -> dropout -> Linear -> ReLU -> dropout -> Linear -> logits ``[B, C]``.
 
-    With ``num_layers > 1`` the layers are first combined by a learned ScalarMix (softmax-normalized weights
-    and a scale, no layer norm). The mix is linear, so mixing token vectors and then averaging equals
-    averaging each layer and then mixing: frozen features can be pooled once, in advance.
+    With ``num_layers > 1`` the layers are first combined: ``combine="mix"`` by a learned ScalarMix
+    (softmax-normalized weights and a scale, no layer norm; the vector stays ``input_dim`` wide), or
+    ``combine="concat"`` by concatenating them (``num_layers * input_dim`` wide). Both are linear per token, so
+    combining token vectors and then averaging equals averaging each layer and then combining: frozen features
+    can be pooled once, in advance.
     """
 
     def __init__(self, input_dim: int, hidden_size: int = 128, dropout: float = 0.3, num_layers: int = 1,
-                 num_classes: int = 2, normalize: bool = True):
+                 num_classes: int = 2, normalize: bool = True, combine: str = "mix"):
         super().__init__()
+        if combine not in ("mix", "concat"):
+            raise ValueError(f"combine must be 'mix' or 'concat', not {combine!r}")
+        self.concat = combine == "concat" and num_layers > 1
+        if self.concat:
+            input_dim *= num_layers
         # Per-feature standardization of the sentence vector (batch statistics while training, running
         # ones after): averaged ELMo states vary little around a large common offset, which stalls the MLP.
         self.norm = nn.BatchNorm1D(input_dim) if normalize else None
         self.num_layers = num_layers
-        if num_layers > 1:
+        if num_layers > 1 and not self.concat:
             from paddle_lm.downstream.embedder import ScalarMix
 
             self.mix = ScalarMix(num_layers, do_layer_norm=False)
@@ -60,7 +67,10 @@ class BowClassifier(nn.Layer):
     def forward(self, layers: list, mask: paddle.Tensor | None = None) -> paddle.Tensor:
         if len(layers) != self.num_layers:
             raise ValueError(f"BowClassifier expects {self.num_layers} layers, got {len(layers)}")
-        x = self.mix(layers) if self.mix is not None else layers[0]  # [B, T, D]
+        if self.concat:
+            x = paddle.concat(layers, axis=-1)  # [B, T, L*D]
+        else:
+            x = self.mix(layers) if self.mix is not None else layers[0]  # [B, T, D]
         pooled = masked_mean(x, mask)  # [B, D]
         if self.norm is not None:
             pooled = self.norm(pooled)  # [B, D]

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from paddle_lm.config import FinetuneConfig, validate_finetune
 from paddle_lm.downstream.bow import BowClassifier, fit, predict_logits
+from paddle_lm.downstream.report import CLASSIFIER_KEYS
 from paddle_lm.errors import UserError
 from paddle_lm.evaluation import accuracy, mcnemar_exact, mean_std, paired_ttest
 
@@ -239,8 +240,11 @@ def _check_vocab(cfg: FinetuneConfig, embedder) -> None:
                             f"{len(embedder.vocab)} (identity {embedder.vocab.identity})")
 
 
-def build_features(cfg: FinetuneConfig, sentences: list, progress: bool = True) -> tuple:
-    """(feature source, info dict) for the encoder of `cfg` (see bow.py for the feature-source interface)."""
+def build_features(cfg: FinetuneConfig, sentences: list, progress: bool = True, cache: dict | None = None) -> tuple:
+    """(feature source, info dict) for the encoder of `cfg` (see bow.py for the feature-source interface).
+
+    Frozen ELMo layers are pooled once per checkpoint and kept in `cache` for the other encoders of a run.
+    """
     if cfg.encoder == "elmo":
         from paddle_lm.downstream.embedder import ELMoEmbedder
 
@@ -248,15 +252,22 @@ def build_features(cfg: FinetuneConfig, sentences: list, progress: bool = True) 
                            progress=progress, flag="--init_from_ckpt")
         _check_vocab(cfg, emb)
         side = emb.sidecar
-        info = {"source": emb.prefix, "dim": 2 * emb.projection_dim,
+        wide = emb.num_layers if cfg.elmo_layers == "concat" else 1
+        info = {"source": emb.prefix, "dim": wide * 2 * emb.projection_dim,
                 "detail": f"step {side.get('step')}, {side.get('tokens_seen', 0):,} tokens seen in pretraining"}
         if cfg.trainable:
             return TrainableELMo(emb, sentences, cfg.elmo_layers == "top"), info
-        layers = emb.num_layers if cfg.elmo_layers == "mix" else 1
-        pooled = np.zeros((len(sentences), layers, 2 * emb.projection_dim), dtype=np.float32)  # [N, L, 2P]
-        for i, vectors in emb.iter_encode(sentences):  # vectors [3, n, 2P]
-            pooled[i] = vectors[-layers:].mean(axis=1)  # [L, 2P]
-        return FrozenFeatures(pooled), info
+        key = (os.path.realpath(emb.prefix), os.path.getmtime(emb.prefix + ".pdparams"))
+        pooled = None if cache is None else cache.get(key)
+        if pooled is None:
+            pooled = np.zeros((len(sentences), emb.num_layers, 2 * emb.projection_dim), dtype=np.float32)  # [N, L, 2P]
+            for i, vectors in emb.iter_encode(sentences):  # vectors [L, n, 2P]
+                pooled[i] = vectors.mean(axis=1)  # [L, 2P]
+            if cache is not None:
+                cache[key] = pooled
+        else:
+            info["detail"] += "; layers pooled once for an earlier encoder of this run"
+        return FrozenFeatures(pooled[:, -1:] if cfg.elmo_layers == "top" else pooled), info
     from paddle_lm.downstream import baselines
 
     if cfg.train_word2vec_on:
@@ -273,10 +284,10 @@ def build_features(cfg: FinetuneConfig, sentences: list, progress: bool = True) 
 
 # ---------------------------------------------------------------------------------------------- running
 def run_encoder(name: str, cfg: FinetuneConfig, sentences: list, labels: np.ndarray, splits: list,
-                progress: bool = True) -> dict:
+                progress: bool = True, cache: dict | None = None) -> dict:
     """Features, then per split a fresh classifier trained with early stopping and scored on the test part."""
     t0 = time.perf_counter()
-    features, info = build_features(cfg, sentences, progress)
+    features, info = build_features(cfg, sentences, progress, cache)
     t1 = time.perf_counter()
     predictions = np.full(len(labels), -1, dtype=np.int64)  # [N], -1 = never in a test fold
     accs, epochs = [], []
@@ -289,7 +300,7 @@ def run_encoder(name: str, cfg: FinetuneConfig, sentences: list, labels: np.ndar
             features.reset()
         paddle.seed(seed)
         model = BowClassifier(features.dim, cfg.hidden_size, cfg.dropout, features.num_layers,
-                              normalize=cfg.normalize)
+                              normalize=cfg.normalize, combine="concat" if cfg.elmo_layers == "concat" else "mix")
         r = fit(model, features, labels, fit_idx, dev_idx, lr=cfg.lr, epochs=cfg.epochs,
                 batch_size=cfg.batch_size, patience=cfg.patience, seed=seed,
                 progress=progress and isinstance(features, TrainableELMo))
@@ -299,7 +310,8 @@ def run_encoder(name: str, cfg: FinetuneConfig, sentences: list, labels: np.ndar
         epochs.append(r["best_epoch"])
         bar.set_postfix(acc=f"{accs[-1]:.4f}")
     mean, std = mean_std(accs)
-    return {"name": name, "encoder": cfg.encoder, **info, "accuracies": accs, "mean": mean, "std": std,
+    return {"name": name, "encoder": cfg.encoder, **info, "classifier": {k: getattr(cfg, k) for k in CLASSIFIER_KEYS},
+            "accuracies": accs, "mean": mean, "std": std,
             "best_epochs": epochs, "feature_seconds": t1 - t0, "seconds": time.perf_counter() - t0,
             "predictions": predictions}
 
@@ -329,66 +341,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
         raise UserError(f"--compare: two encoders share a label ({', '.join(names)}); add name=LABEL to one")
     sentences, labels, notes = load_polarity(cfg.data_dir, cfg.encoding, cfg.clean)
     splits = make_splits(labels, cfg.folds, cfg.test_fraction, cfg.seed)
-    results = [run_encoder(name, c, sentences, labels, splits, progress) for name, c in specs]
+    cache: dict = {}  # pooled ELMo layers per checkpoint, shared by the specs of this run
+    results = [run_encoder(name, c, sentences, labels, splits, progress, cache) for name, c in specs]
     return {"data_dir": cfg.data_dir, "sentences": len(labels), "positive": int(labels.sum()),
             "negative": int(len(labels) - labels.sum()), "folds": cfg.folds, "splits": len(splits),
             "test_fraction": cfg.test_fraction, "seed": cfg.seed, "clean": cfg.clean, "notes": notes,
-            "classifier": {k: getattr(cfg, k) for k in ("hidden_size", "dropout", "normalize", "lr", "epochs", "batch_size",
-                                                        "patience", "dev_fraction")},
+            "classifier": {k: getattr(cfg, k) for k in CLASSIFIER_KEYS},
             "results": results, "comparisons": compare(results, labels)}
-
-
-def _p(v) -> str:
-    return "n/a" if v is None else (f"{v:.2e}" if v < 1e-4 else f"{v:.4f}")
-
-
-def format_report(r: dict) -> str:
-    """The human-readable table of a ``finetune`` report."""
-    how = (f"{r['folds']}-fold stratified CV" if r["folds"] else
-           f"one stratified split, {r['test_fraction']:.0%} test") + f" (seed {r['seed']})"
-    c = r["classifier"]
-    data = (f"{r['sentences']:,} sentences ({r['positive']:,} positive, {r['negative']:,} negative) from "
-            f"{r['data_dir']}{' (cleaned)' if r['clean'] else ''}; {how}")
-    clf = (f"classifier: mean of token vectors -> {'BatchNorm -> ' if c['normalize'] else ''}MLP "
-           f"{c['hidden_size']} (dropout {c['dropout']}), Adam lr {c['lr']}, batch {c['batch_size']}, <= "
-           f"{c['epochs']} epochs, early stopping (patience {c['patience']}) on a {c['dev_fraction']:.0%} dev "
-           f"split of each training fold")
-    header = f"{'encoder':<24} {'dim':>4} {'OOV':>6}  {'accuracy mean ± std':<20} {'best epochs':<12} time"
-    lines = [*(f"note: {n}" for n in r["notes"]), data, clf, "", header]
-    for e in r["results"]:
-        oov = f"{e['oov_rate']:.1%}" if "oov_rate" in e else "-"
-        lo, hi = min(e["best_epochs"]), max(e["best_epochs"])
-        ep = str(lo) if lo == hi else f"{lo}-{hi}"
-        lines.append(f"{e['name']:<24} {e['dim']:>4} {oov:>6}  {e['mean']:.4f} ± {e['std']:.4f}      {ep:<12} "
-                     f"{e['seconds']:.1f}s (features {e['feature_seconds']:.1f}s)")
-    lines += [f"  {e['name']}: {e['source']}" + (f" ({e['detail']})" if e.get("detail") else "")
-              for e in r["results"]]
-    if not r["comparisons"]:
-        return "\n".join(lines)
-    header = (f"{'paired comparison (A - B)':<44} {'Δacc mean ± std':<18} {'McNemar b/c':<12} "
-              f"{'McNemar p':<10} t-test p")
-    lines += ["", header]
-    for p in r["comparisons"]:
-        m, t = p["mcnemar"], p["ttest"]
-        lines.append(f"{p['a'] + ' - ' + p['b']:<44} {p['diff_mean']:+.4f} ± {p['diff_std']:.4f}  "
-                     f"{str(m['b']) + '/' + str(m['c']):<12} {_p(m['p']):<10} {_p(t['p'])}")
-    n = r["comparisons"][0]["mcnemar"]["n"]
-    once = ", each tested exactly once" if r["folds"] else ""
-    single = "" if r["folds"] else " (n/a with one split; use --folds K)"
-    lines.append(f"McNemar p: exact two-sided binomial test on the discordant predictions (b = A right and B "
-                 f"wrong, c = the reverse) pooled over all {n:,} test sentences{once}")
-    lines.append(f"t-test p: paired t-test (scipy.stats.ttest_rel) over the {r['splits']} per-fold "
-                 f"accuracies{single}")
-    return "\n".join(lines)
-
-
-def report_json(r: dict) -> dict:
-    """The machine-readable summary (``--json``): per-encoder fold accuracies, mean, std, and the p-values."""
-    keep = ("name", "encoder", "source", "dim", "accuracies", "mean", "std", "best_epochs", "seconds",
-            "feature_seconds", "oov_rate")
-    return {"sentences": r["sentences"], "folds": r["folds"], "seed": r["seed"],
-            "encoders": [{k: e[k] for k in keep if k in e} for e in r["results"]],
-            "comparisons": [{"a": p["a"], "b": p["b"], "diff_mean": p["diff_mean"], "diff_std": p["diff_std"],
-                             "mcnemar_b": p["mcnemar"]["b"], "mcnemar_c": p["mcnemar"]["c"],
-                             "mcnemar_p": p["mcnemar"]["p"], "ttest_t": p["ttest"]["t"],
-                             "ttest_p": p["ttest"]["p"]} for p in r["comparisons"]]}
