@@ -34,15 +34,6 @@ from paddle_lm.downstream.finetune import load_polarity, make_splits
 from paddle_lm.evaluation import mean_std
 
 
-def pooled_layers(ckpt: str, sentences: list) -> np.ndarray:
-    """Token-averaged vectors ``[N, L, 2P]`` of every sentence under checkpoint `ckpt`."""
-    emb = ELMoEmbedder(ckpt, batch_size=64, progress=False)
-    out = np.zeros((len(sentences), emb.num_layers, 2 * emb.projection_dim), dtype=np.float32)  # [N, L, 2P]
-    for i, vectors in emb.iter_encode(sentences):  # vectors [L, n, 2P]
-        out[i] = vectors.mean(axis=1)  # [L, 2P]
-    return out
-
-
 def probe(x: np.ndarray, labels: np.ndarray, splits: list) -> tuple[float, float]:
     """Mean and std over `splits` of the test accuracy of a logistic regression on features ``x [N, D]``."""
     accs = []
@@ -74,7 +65,7 @@ def main() -> None:
     for spec in args.ckpt:
         name, _, ckpt = spec.partition("=")
         t0 = time.perf_counter()
-        feats = pooled_layers(ckpt, sentences)  # [N, L, 2P]
+        feats = ELMoEmbedder(ckpt, progress=False).mean_layers(sentences)  # [N, L, 2P]
         cells = [probe(feats[:, k], labels, splits) for k in range(feats.shape[1])]
         cells.append(probe(feats.reshape(len(sentences), -1), labels, splits))
         row = " ".join(f"{m:.4f} ± {s:.4f}".rjust(16 if k else 20) for k, (m, s) in enumerate(cells))

@@ -333,8 +333,8 @@ def test_download_data_sh_dispatch(tmp_path):
 
 # ---------------------------------------------------------------- the real sample (cached packages only)
 # The packages `download_data.sh --sample` fetched (CI has none: nothing is downloaded during tests).
-_PKGS = next((d for d in (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample",
-                                       ".downloads"), "/tmp/pkgs") if os.path.isdir(d) and os.listdir(d)), None)
+_PKGS = next((d for d in (os.path.join(ROOT, "data", "sample", ".downloads"), "/tmp/pkgs")
+              if os.path.isdir(d) and os.listdir(d)), None)
 
 
 @pytest.mark.slow

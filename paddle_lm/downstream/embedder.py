@@ -151,6 +151,13 @@ class ELMoEmbedder:
             out[i] = vectors
         return out
 
+    def mean_layers(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        """Every sentence's vectors averaged over its tokens, per layer: ``float32 [N, L, 2P]``."""
+        out = np.zeros((len(sentences), self.num_layers, 2 * self.projection_dim), dtype=np.float32)  # [N, L, 2P]
+        for i, vectors in self.iter_encode(sentences):  # vectors [L, n, 2P]
+            out[i] = vectors.mean(axis=1)  # [L, 2P]
+        return out
+
     def batch_layers(self, sentences: Sequence[Sequence[str]]):
         """Differentiable ELMo layers of one batch, for training a model on top (and fine-tuning ELMo).
 

@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from paddle_lm.config import FinetuneConfig, validate_finetune
 from paddle_lm.downstream.bow import BowClassifier, fit, predict_logits
-from paddle_lm.downstream.report import CLASSIFIER_KEYS
 from paddle_lm.errors import UserError
 from paddle_lm.evaluation import accuracy, mcnemar_exact, mean_std, paired_ttest
 
@@ -243,13 +242,18 @@ def _check_vocab(cfg: FinetuneConfig, embedder) -> None:
 def build_features(cfg: FinetuneConfig, sentences: list, progress: bool = True, cache: dict | None = None) -> tuple:
     """(feature source, info dict) for the encoder of `cfg` (see bow.py for the feature-source interface).
 
-    Frozen ELMo layers are pooled once per checkpoint and kept in `cache` for the other encoders of a run.
+    A frozen ELMo is loaded and its layers pooled once per checkpoint, kept in `cache` for the other encoders
+    of a run (a trainable one always starts from a fresh copy, as it changes its weights).
     """
     if cfg.encoder == "elmo":
         from paddle_lm.downstream.embedder import ELMoEmbedder
+        from paddle_lm.training.checkpoint import resolve_prefix
 
-        emb = ELMoEmbedder(cfg.init_from_ckpt, batch_size=cfg.elmo_batch_size, device=cfg.device,
-                           progress=progress, flag="--init_from_ckpt")
+        key = os.path.realpath(resolve_prefix(cfg.init_from_ckpt, "--init_from_ckpt", allow_suffix=True))
+        emb, pooled = (None, None) if cfg.trainable or cache is None else cache.get(key, (None, None))
+        if emb is None:
+            emb = ELMoEmbedder(cfg.init_from_ckpt, batch_size=cfg.elmo_batch_size, device=cfg.device,
+                               progress=progress, flag="--init_from_ckpt")
         _check_vocab(cfg, emb)
         side = emb.sidecar
         wide = emb.num_layers if cfg.elmo_layers == "concat" else 1
@@ -257,14 +261,10 @@ def build_features(cfg: FinetuneConfig, sentences: list, progress: bool = True, 
                 "detail": f"step {side.get('step')}, {side.get('tokens_seen', 0):,} tokens seen in pretraining"}
         if cfg.trainable:
             return TrainableELMo(emb, sentences, cfg.elmo_layers == "top"), info
-        key = (os.path.realpath(emb.prefix), os.path.getmtime(emb.prefix + ".pdparams"))
-        pooled = None if cache is None else cache.get(key)
         if pooled is None:
-            pooled = np.zeros((len(sentences), emb.num_layers, 2 * emb.projection_dim), dtype=np.float32)  # [N, L, 2P]
-            for i, vectors in emb.iter_encode(sentences):  # vectors [L, n, 2P]
-                pooled[i] = vectors.mean(axis=1)  # [L, 2P]
+            pooled = emb.mean_layers(sentences)  # [N, L, 2P]
             if cache is not None:
-                cache[key] = pooled
+                cache[key] = (emb, pooled)
         else:
             info["detail"] += "; layers pooled once for an earlier encoder of this run"
         return FrozenFeatures(pooled[:, -1:] if cfg.elmo_layers == "top" else pooled), info
@@ -283,6 +283,12 @@ def build_features(cfg: FinetuneConfig, sentences: list, progress: bool = True, 
 
 
 # ---------------------------------------------------------------------------------------------- running
+def classifier_settings(cfg: FinetuneConfig) -> dict:
+    """The classifier's flags in `cfg` (reported per run and per encoder, as --compare specs may change them)."""
+    keys = ("hidden_size", "dropout", "normalize", "lr", "epochs", "batch_size", "patience", "dev_fraction")
+    return {k: getattr(cfg, k) for k in keys}
+
+
 def run_encoder(name: str, cfg: FinetuneConfig, sentences: list, labels: np.ndarray, splits: list,
                 progress: bool = True, cache: dict | None = None) -> dict:
     """Features, then per split a fresh classifier trained with early stopping and scored on the test part."""
@@ -310,7 +316,7 @@ def run_encoder(name: str, cfg: FinetuneConfig, sentences: list, labels: np.ndar
         epochs.append(r["best_epoch"])
         bar.set_postfix(acc=f"{accs[-1]:.4f}")
     mean, std = mean_std(accs)
-    return {"name": name, "encoder": cfg.encoder, **info, "classifier": {k: getattr(cfg, k) for k in CLASSIFIER_KEYS},
+    return {"name": name, "encoder": cfg.encoder, **info, "classifier": classifier_settings(cfg),
             "accuracies": accs, "mean": mean, "std": std,
             "best_epochs": epochs, "feature_seconds": t1 - t0, "seconds": time.perf_counter() - t0,
             "predictions": predictions}
@@ -341,10 +347,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
         raise UserError(f"--compare: two encoders share a label ({', '.join(names)}); add name=LABEL to one")
     sentences, labels, notes = load_polarity(cfg.data_dir, cfg.encoding, cfg.clean)
     splits = make_splits(labels, cfg.folds, cfg.test_fraction, cfg.seed)
-    cache: dict = {}  # pooled ELMo layers per checkpoint, shared by the specs of this run
+    cache: dict = {}  # checkpoint -> (frozen ELMoEmbedder, pooled layers), shared by the specs of this run
     results = [run_encoder(name, c, sentences, labels, splits, progress, cache) for name, c in specs]
     return {"data_dir": cfg.data_dir, "sentences": len(labels), "positive": int(labels.sum()),
             "negative": int(len(labels) - labels.sum()), "folds": cfg.folds, "splits": len(splits),
             "test_fraction": cfg.test_fraction, "seed": cfg.seed, "clean": cfg.clean, "notes": notes,
-            "classifier": {k: getattr(cfg, k) for k in CLASSIFIER_KEYS},
+            "classifier": classifier_settings(cfg),
             "results": results, "comparisons": compare(results, labels)}

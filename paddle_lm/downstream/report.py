@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-CLASSIFIER_KEYS = ("hidden_size", "dropout", "normalize", "lr", "epochs", "batch_size", "patience", "dev_fraction")
-
 
 def _p(v) -> str:
     return "n/a" if v is None else (f"{v:.2e}" if v < 1e-4 else f"{v:.4f}")
