@@ -16,18 +16,24 @@ def quiet_startup() -> None:
 
 
 def run_main(fn) -> None:
-    """Run `fn()`; a UserError becomes one `error: ...` line on stderr and exit status 2."""
+    """Run `fn()`; a UserError becomes one line on stderr (`error: ...`) and its exit status (2 for bad input)."""
     from paddle_lm.errors import UserError
 
+    code = 0
     try:
         fn()
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        print(f"{e.prefix}{e}", file=sys.stderr, flush=True)
+        code = e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before training started (the loop itself turns it into a save)
+        print("interrupted; nothing was saved", file=sys.stderr, flush=True)
+        code = 130
     if int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1:
         # A launched rank whose work is done (checkpoints written, final barrier passed) leaves without
         # interpreter teardown: under load, Paddle 3.3.1's CPU/gloo teardown at exit occasionally aborts
         # (SIGABRT, nothing printed) after a successful run, which the launcher reports as a failure.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
+    if code:
+        sys.exit(code)

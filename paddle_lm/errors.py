@@ -1,5 +1,26 @@
-"""The one exception type for bad user input: scripts print its message on one line and exit 2."""
+"""The exceptions that end a command with one line instead of a traceback (see `paddle_lm.cli.run_main`)."""
 
 
 class UserError(Exception):
-    """Bad input (a missing file, a mismatched vocab, a nonsensical flag): message says what to do."""
+    """Bad input (a missing file, a mismatched vocab, a nonsensical flag): message says what to do.
+
+    Printed as ``error: MESSAGE``; the process exits with `exit_code`."""
+
+    exit_code = 2
+    prefix = "error: "
+
+
+class Diverged(UserError):
+    """Training met a non-finite loss or gradient norm and stopped before saving anything non-finite."""
+
+    exit_code = 3
+
+
+class Interrupted(UserError):
+    """Training stopped on SIGTERM / SIGINT after saving a checkpoint; exits 128 + the signal number."""
+
+    prefix = ""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -15,11 +15,11 @@ from paddle_lm.data.stream import BPTTStream
 from paddle_lm.data.subword import tokenizer_identity
 from paddle_lm.data.subword_shards import SubwordCorpus
 from paddle_lm.data.vocab import Vocab
+from paddle_lm.device import set_device, to_tensors
 from paddle_lm.errors import UserError
-from paddle_lm.models import build_model
+from paddle_lm.models import STAT_KEYS, build_model
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training.sources import masked_blocks, open_corpus
-from paddle_lm.training.trainer import STAT_KEYS, set_device, to_tensors
 
 
 def load_model(prefix: str, vocab_file: str | None = None, flag: str = "--init_from_ckpt",
@@ -60,9 +60,9 @@ def load_subword_model(prefix: str, tokenizer_dir: str | None = None,
 
 
 def _weights(prefix: str, side: dict) -> paddle.nn.Layer:
-    """The model its sidecar describes, with the weights of ``prefix.pdparams``, in eval mode."""
+    """The model its sidecar describes, with the checkpoint's verified weights, in eval mode."""
     model = build_model(ModelConfig(**side["model_config"]))
-    missing, unexpected = model.set_state_dict(ckpt.safe_load(prefix + ".pdparams")) or ([], [])
+    missing, unexpected = model.set_state_dict(ckpt.load_params(prefix, side)) or ([], [])
     if missing or unexpected:
         raise UserError(f"{prefix}.pdparams does not fit its own config (missing {list(missing)[:3]}, "
                         f"unexpected {list(unexpected)[:3]}); the checkpoint is damaged")

@@ -40,9 +40,9 @@ def generate_text(prefix: str, prompt: str, *, device: str = "cpu", **settings) 
     sentence separator the model was trained with), which is not printed.
     """
     from paddle_lm.data.subword import GPT2_EOS, fast_tokenizer
+    from paddle_lm.device import set_device
     from paddle_lm.evaluation import load_subword_model
     from paddle_lm.generation import generate
-    from paddle_lm.training.trainer import set_device
 
     set_device(device)
     model, side, tok_dir = load_subword_model(prefix)

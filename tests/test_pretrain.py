@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 
 import pytest
 from conftest import ROOT, interrupted_copy, launch_pretrain, run_script
@@ -45,7 +44,8 @@ def test_single_rank_train_resume_eval_plot(tiny_corpus, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rows = metrics(full)
     assert [x["step"] for x in rows] == [3, 6, 9, 12]
-    assert set(rows[0]) == {"step", "loss", "ppl", "lr", "tokens_per_s"}
+    assert set(rows[0]) == {"step", "loss", "ppl", "lr", "grad_norm", "tokens_per_s"}
+    assert all(0 < r["grad_norm"] < 1e6 for r in rows)
     for name in ("6", "final"):
         for suf in (".pdparams", ".pdopt", ".pdstate", ".json"):
             assert os.path.isfile(os.path.join(full, name + suf))
@@ -108,31 +108,3 @@ def test_lstm_lm_train_and_eval(tiny_corpus, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert "ppl_bw" not in summary and summary["ppl"] == pytest.approx(summary["ppl_fw"])
-
-
-def test_ctrl_c_saves_a_checkpoint_that_resumes(tiny_corpus, tmp_path):
-    import signal
-    import subprocess
-    import time
-
-    save = str(tmp_path / "int")
-    cmd = [sys.executable, "run_pretrain.py", *data_flags(tiny_corpus), *TINY, "--max_steps", "100000",
-           "--logging_steps", "1", "--save_dir", save]
-    env = {**os.environ, "PYTHONPATH": ROOT, "MKL_DEBUG_CPU_TYPE": "5"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not os.path.exists(os.path.join(save, "metrics.jsonl")):
-        time.sleep(0.2)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2, err[-2000:]
-    line = [ln for ln in err.splitlines() if ln.startswith("error: interrupted at step")]
-    assert line, err[-2000:]
-    step = int(line[0].split("step ")[1].split(";")[0])
-    assert os.path.isfile(os.path.join(save, f"{step}.json"))
-    r = run_script(["run_pretrain.py", *data_flags(tiny_corpus), *TINY, "--max_steps", str(step + 2),
-                    "--logging_steps", "1", "--save_dir", save, "--init_from_ckpt", os.path.join(save, str(step))],
-                   ROOT)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert metrics(save)[-1]["step"] == step + 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import paddle
@@ -105,18 +104,41 @@ def test_save_pretrained_round_trip(kind, tmp_path):
         config_from_pretrained(str(tmp_path / kind), other)
 
 
-def test_pretrained_dir_must_be_complete_and_local(tmp_path):
-    from paddle_lm.models.transformer_lm import config_from_pretrained
+@pytest.fixture
+def no_network(monkeypatch) -> list:
+    """Every name lookup or connection fails; the returned list records what was tried (a hub fetch would be)."""
+    import socket
 
-    with pytest.raises(UserError, match="not a local folder"):
-        config_from_pretrained("gpt2-medium", "gpt2")  # a hub name: refused, never downloaded
+    tried: list = []
+
+    def refuse(*args, **kwargs):
+        tried.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
+        raise OSError("network disabled by the test")
+
+    for name in ("getaddrinfo", "gethostbyname", "create_connection"):
+        monkeypatch.setattr(socket, name, refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return tried
+
+
+def test_pretrained_dir_must_be_complete_and_local(tmp_path, monkeypatch, no_network):
+    from paddle_lm.models.transformer_lm import config_from_pretrained, load_pretrained_weights
+
+    monkeypatch.chdir(tmp_path)
+    _, model = make("gpt2")
+    for load in (lambda d: config_from_pretrained(d, "gpt2"), lambda d: load_pretrained_weights(model, d)):
+        with pytest.raises(UserError, match="not a local folder"):
+            load("gpt2-medium")  # a hub name: refused, never looked up
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="config.json"):
         config_from_pretrained(str(tmp_path / "empty"), "gpt2")
     (tmp_path / "empty" / "config.json").write_text("{}")
-    with pytest.raises(UserError, match="no weights"):
+    with pytest.raises(UserError, match="'.*empty' has no weights"):
         config_from_pretrained(str(tmp_path / "empty"), "gpt2")
-    assert not os.path.exists("gpt2-medium")
+    model.save_pretrained(str(tmp_path / "gpt2-medium"))  # a local folder named like a hub model loads offline
+    load_pretrained_weights(build_model(config_from_pretrained("gpt2-medium", "gpt2")), "gpt2-medium")
+    assert no_network == []  # nothing was even looked up
 
 
 def test_presets_sizes():

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_write_text, fsync_dir
 
 _CHUNK = 1 << 20
 _FILTER_ERRORS = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
@@ -79,14 +80,6 @@ def md5sum(path: str) -> str:
         for block in iter(lambda: f.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write `text` to `path` via a temporary file and a rename: readers see the old or the new file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def install_path(src: str, dst: str) -> None:
@@ -190,6 +183,7 @@ def fetch(url: str, dest: str, md5: str, timeout: float = 30.0, progress: bool =
             f"and {kept} -- rerun to download again"
         )
     os.replace(part, dest)
+    fsync_dir(os.path.dirname(os.path.abspath(dest)))
     return how
 
 

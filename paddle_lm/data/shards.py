@@ -16,12 +16,10 @@ reads windows through memory maps: its RAM does not grow with the corpus.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 from array import array
-from contextlib import contextmanager
 
 import numpy as np
 from tqdm import tqdm
@@ -29,32 +27,9 @@ from tqdm import tqdm
 from paddle_lm.data.chars import char_table
 from paddle_lm.data.vocab import BOS, EOS, Vocab, expand_glob, read_lines
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_save_npy, atomic_write_text, file_lock
 
 FORMAT_VERSION = 1
-
-
-def atomic_save_npy(path: str, arr: np.ndarray) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, arr)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-@contextmanager
-def file_lock(path: str):
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def default_cache_dir(shard_path: str) -> str:

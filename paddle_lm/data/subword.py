@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from paddle_lm.data.vocab import expand_glob, read_lines
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_write_text
 
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 GPT2_EOS = "<|endoftext|>"
@@ -86,11 +87,7 @@ def _gpt2_pipeline(tok: Tokenizer) -> Tokenizer:
 
 
 def _write_config(out_dir: str, config: dict[str, Any]) -> None:
-    tmp = os.path.join(out_dir, CONFIG_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(out_dir, CONFIG_FILE))
+    atomic_write_text(os.path.join(out_dir, CONFIG_FILE), json.dumps(config, indent=2) + "\n")
 
 
 def _train(kind: str, tok: Tokenizer, trainer: Any, pattern: str, out_dir: str, progress: bool,

@@ -21,10 +21,11 @@ from array import array
 import numpy as np
 from tqdm import tqdm
 
-from paddle_lm.data.shards import atomic_save_npy, atomic_write_text, default_cache_dir, file_lock, shard_key
+from paddle_lm.data.shards import default_cache_dir, shard_key
 from paddle_lm.data.subword import GPT2_EOS, detect_kind, encode_lines, fast_tokenizer, tokenizer_identity
 from paddle_lm.data.vocab import expand_glob, read_lines
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_save_npy, atomic_write_text, file_lock
 
 _CHUNK = 10000  # lines encoded per call
 SEPARATOR = {"bert": "[SEP]", "gpt2": GPT2_EOS}  # appended after every sentence

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from tqdm import tqdm
 
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_write_text
 
 BOS, EOS, UNK = "<S>", "</S>", "<UNK>"
 SPECIALS = (BOS, EOS, UNK)
@@ -88,10 +89,7 @@ class Vocab:
         return cls(tokens)
 
     def save(self, path: str) -> None:
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(self.tokens) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, "\n".join(self.tokens) + "\n")
 
 
 def count_tokens(paths: list[str], progress: bool = True) -> collections.Counter:

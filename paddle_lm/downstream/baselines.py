@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from paddle_lm.data.vocab import expand_glob, read_lines
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_path
 
 _LOAD_ERRORS = (ValueError, EOFError, UnicodeDecodeError, OSError, IndexError, KeyError, MemoryError)
 
@@ -184,11 +185,6 @@ def train_word2vec(pattern: str, dim: int = 100, epochs: int = 10, window: int =
     model.train(corpus, total_examples=model.corpus_count, epochs=epochs, callbacks=[bar])
     bar.bar.close()
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    tmp = f"{out}.tmp{os.getpid()}"
-    try:
+    with atomic_path(out) as tmp:
         model.wv.save_word2vec_format(tmp, binary=True)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return WordVectors(model.wv, out), out, False

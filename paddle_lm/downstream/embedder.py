@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from paddle_lm.data.chars import sentences_char_ids
 from paddle_lm.data.vocab import BOS, EOS
+from paddle_lm.device import set_device
 from paddle_lm.errors import UserError
 from paddle_lm.training import checkpoint as ckpt
-from paddle_lm.training.trainer import set_device
 
 #: run_batch(char_ids [B, T+2, C] int32, mask [B, T+2] float32) -> [B, L, T+2, 2P] float32 (numpy)
 BatchFn = Callable[[np.ndarray, np.ndarray], np.ndarray]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Sequence
 
@@ -24,9 +23,11 @@ from paddle import nn
 from paddle.static import InputSpec
 
 from paddle_lm.data.vocab import read_lines
+from paddle_lm.device import set_device
 from paddle_lm.downstream.embedder import ELMoEmbedder, iter_encoded, validate_sentences
 from paddle_lm.errors import UserError
-from paddle_lm.training.trainer import set_device
+from paddle_lm.fsio import atomic_path, atomic_write_text, move_files, tmp_name
+from paddle_lm.weights import safe_load
 
 EXPORT_FORMAT = "paddle-lm-elmo-export/1"
 # JSON inside, but not named *.json: paddle.jit.load would read ``{prefix}.NAME.json`` as a method's program.
@@ -70,8 +71,9 @@ def export_embedder(params_file: str, output: str, device: str = "cpu", flag: st
     static = paddle.jit.to_static(net, input_spec=spec, full_graph=True)
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=folder)
     base = os.path.basename(output)
+    tmp = tmp_name(os.path.join(folder, base))
+    os.makedirs(tmp)
     try:
         paddle.jit.save(static, os.path.join(tmp, base))
         meta = {
@@ -80,19 +82,16 @@ def export_embedder(params_file: str, output: str, device: str = "cpu", flag: st
             "inputs": {"char_ids": ["B", "T", emb.max_chars], "mask": ["B", "T"]},
             "output": ["B", emb.num_layers, "T", 2 * emb.projection_dim],
         }
-        with open(os.path.join(tmp, base + META_SUFFIX), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
-        written = []
-        for name in sorted(os.listdir(tmp), key=lambda n: n.endswith(META_SUFFIX)):  # metadata last
-            os.replace(os.path.join(tmp, name), os.path.join(folder, name))
-            written.append(os.path.join(folder, name))
-        return written
+        atomic_write_text(os.path.join(tmp, base + META_SUFFIX), json.dumps(meta, indent=1))
+        names = sorted(os.listdir(tmp), key=lambda n: n.endswith(META_SUFFIX))  # metadata last
+        return move_files(tmp, folder, names)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 class ExportedELMo:
-    """An exported encoder loaded with ``paddle.jit.load``; ``encode`` works like ``ELMoEmbedder.encode``.
+    """An exported encoder loaded with ``paddle.jit.load`` (`_jit_load`); ``encode`` works like
+    ``ELMoEmbedder.encode``.
 
     ``prefix`` is what ``export_embedder`` was given. ``model(char_ids, mask)`` runs the raw graph (inputs
     as in ``export_embedder``); ``encode(sentences)`` adds the boundaries, batches by length and strips them.
@@ -108,7 +107,7 @@ class ExportedELMo:
         if self.meta.get("format") != EXPORT_FORMAT:
             raise UserError(f"{meta_path} has format {self.meta.get('format')!r}, expected {EXPORT_FORMAT!r}")
         set_device(device)
-        self.model = paddle.jit.load(prefix)
+        self.model = _jit_load(prefix)
         self.model.eval()
         self.batch_size, self.progress = batch_size, progress
         self.max_chars = int(self.meta["max_chars"])
@@ -131,6 +130,27 @@ class ExportedELMo:
 def load_exported(prefix: str, **kwargs) -> ExportedELMo:
     """Load an encoder saved by ``export_embedder`` (keyword arguments as ``ExportedELMo``)."""
     return ExportedELMo(prefix, **kwargs)
+
+
+def _jit_load(prefix: str):
+    """``paddle.jit.load(prefix)``, refusing a crafted export before Paddle could run code from it.
+
+    Paddle 3.3.1's PIR loader (the default; ``jit/pir_translated_layer.py``) reads only the program
+    ``{prefix}.json`` (C++ JSON parser) and ``{prefix}.pdiparams`` (C++ ``load_combine``): no pickle. The legacy
+    loader (``FLAGS_enable_pir_api=0``; ``jit/translated_layer.py`` ``_load_persistable_vars``, line 728)
+    ``pickle.load``s ``{prefix}.pdiparams.info``, or ``{dir}/None.info`` when given a folder, with no
+    restriction. So: prefixes only, and an ``.info`` file (PIR exports write none) must pass the restricted
+    unpickler first.
+    """
+    if os.path.isdir(prefix):
+        raise UserError(f"{prefix!r} is a folder; pass the prefix `python -m paddle_lm export --output` was given")
+    info = prefix + ".pdiparams.info"
+    if os.path.exists(info):
+        safe_load(info)  # a crafted pickle is refused here, never run
+    try:
+        return paddle.jit.load(prefix)
+    except (ValueError, RuntimeError, OSError) as e:
+        raise UserError(f"{prefix!r}: paddle cannot load this export ({str(e).strip().splitlines()[0][:200]})") from None
 
 
 # ---------------------------------------------------------------------------------------------- vector dump
@@ -171,14 +191,8 @@ def embed_file(params_file: str, input_path: str, output: str, batch_size: int =
                        flag="--init_from_ckpt")
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(output)}.tmp{os.getpid()}")
-    try:
-        entries = emb.iter_encode(sentences)
-        (_write_npz if kind == ".npz" else _write_h5)(tmp, entries)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(output) as tmp:
+        (_write_npz if kind == ".npz" else _write_h5)(tmp, emb.iter_encode(sentences))
     return len(sentences)
 
 

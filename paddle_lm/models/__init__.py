@@ -11,7 +11,10 @@ from paddle_lm.config import ModelConfig, validate_model
 from paddle_lm.models.elmo import ELMo
 from paddle_lm.models.lstm_lm import LSTMLM
 
-__all__ = ["LSTMLM", "ELMo", "build_model", "count_parameters"]
+__all__ = ["LSTMLM", "STAT_KEYS", "ELMo", "build_model", "count_parameters"]
+
+#: The loss statistics every model's `outputs` may hold (sums and counts over scored targets per direction).
+STAT_KEYS = ("fw_loss_sum", "fw_count", "bw_loss_sum", "bw_count")
 
 
 def build_model(cfg: ModelConfig):

@@ -12,12 +12,12 @@ token). ``outputs`` holds ``fw_loss_sum`` and ``fw_count`` (scalars) so evaluati
 
 from __future__ import annotations
 
-import glob
 import os
 
 import paddle
 from paddle import nn
 
+from paddle_lm import weights
 from paddle_lm.config import ModelConfig
 from paddle_lm.errors import UserError
 from paddle_lm.models.layers import masked_token_losses, mean_loss
@@ -72,14 +72,21 @@ def config_from_pretrained(directory: str, model: str, flag: str = "--init_from_
 
 
 def load_pretrained_weights(model: nn.Layer, directory: str, flag: str = "--init_from_pretrained") -> None:
-    """Copy the weights of a local save_pretrained folder into a `TransformerLM` built from its config."""
+    """Copy the weights of a local save_pretrained folder into a `TransformerLM` built from its config.
+
+    The weights file is read by `paddle_lm.weights` (never by paddlenlp's ``from_pretrained``, whose pickle
+    reader runs whatever a crafted ``model_state.pdparams`` names).
+    """
     check_pretrained_dir(directory, flag)
-    try:
-        # a checked local folder: from_pretrained reads it and never reaches a hub
-        loaded = paddlenlp_class(model.kind).from_pretrained(os.path.abspath(directory))
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise UserError(f"{flag} {directory!r}: paddlenlp cannot load it ({e})") from None
-    missing, unexpected = model.net.set_state_dict(loaded.state_dict()) or ([], [])
+    state = weights.load_folder_state(directory, flag)
+    own = model.net.state_dict()
+    for key, param in own.items():
+        if key in state and tuple(state[key].shape) != tuple(param.shape):
+            raise UserError(f"{flag} {directory!r}: weight {key} has shape {list(state[key].shape)}, its "
+                            f"config.json makes it {list(param.shape)}")
+        if key in state and str(state[key].dtype) != str(param.dtype).split(".")[-1]:
+            state[key] = paddle.to_tensor(state[key]).astype(param.dtype)  # e.g. float16 weights
+    missing, unexpected = model.net.set_state_dict(state) or ([], [])
     if missing or unexpected:
         raise UserError(f"{flag} {directory!r}: its weights do not fit its config (missing {list(missing)[:3]}, "
                         f"unexpected {list(unexpected)[:3]})")
@@ -117,20 +124,19 @@ class TransformerLM(nn.Layer):
         return {"fw_loss_sum": loss_sum, "fw_count": count}, mean_loss(loss_sum, count), []
 
     def save_pretrained(self, directory: str) -> None:
-        """Write the paddlenlp model (config + weights) so ``from_pretrained(directory)`` loads it."""
+        """Write the paddlenlp model (config.json + model_state.pdparams) for `load_pretrained_weights` and
+        paddlenlp's ``from_pretrained``."""
         self.net.save_pretrained(directory)
 
 
 def check_pretrained_dir(directory: str, flag: str = "--init_from_pretrained") -> None:
-    """UserError unless `directory` is a local folder with a config and weights (so paddlenlp never tries a hub)."""
+    """UserError unless `directory` is a local folder with a config.json and a weights file (FOLDER_WEIGHTS)."""
     if not os.path.isdir(directory):
         raise UserError(f"{flag} {directory!r} is not a local folder (models are never downloaded; point it at a "
                         f"directory written by save_pretrained)")
     if not os.path.isfile(os.path.join(directory, "config.json")):
         raise UserError(f"{flag} {directory!r} has no config.json; it is not a save_pretrained directory")
-    weights = glob.glob(os.path.join(directory, "*.pdparams")) + glob.glob(os.path.join(directory, "*.safetensors"))
-    if not weights:
-        raise UserError(f"{flag} {directory!r} has no weights (*.pdparams or *.safetensors)")
+    weights.folder_weights(directory, flag)
 
 
 def causal_labels(input_ids: paddle.Tensor) -> paddle.Tensor:

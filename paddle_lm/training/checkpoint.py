@@ -1,83 +1,120 @@
-"""Self-describing checkpoints: ``{prefix}.pdparams`` / ``.pdopt`` / ``.pdstate`` / ``.json``.
+"""Self-describing checkpoints: ``{prefix}.json`` (the sidecar) and the data files it lists.
 
 - ``.pdparams``: model state dict (paddle.save format);
 - ``.pdopt``: optimizer + LR-scheduler state (paddle.save format);
 - ``.pdstate``: the carried recurrent state of every rank (npz, batch-first, ranks concatenated);
-- ``.json``: the sidecar — config, vocabulary identity, step, data position, tokens seen, RNG scheme,
-  world size, last metrics. Written last: a checkpoint exists iff its sidecar does.
+- ``.json``: the sidecar — config, vocabulary identity, step, data position, tokens seen, RNG scheme, world
+  size, last metrics, and ``files``: each data file's name, size and SHA-256.
 
-Every file is written under a temporary name and renamed, so a crash mid-save never leaves a broken
-checkpoint. Loading never executes code: the pickle reader only admits numpy arrays and plain containers.
+**One atomic commit.** The data files are written first (each atomically, fsynced), then the sidecar is
+renamed into place: that rename is the commit. A checkpoint exists iff its sidecar does, and it is exactly the
+files its sidecar lists, whatever moment a crash hits. The first save of a name uses ``{name}.pdparams`` etc.;
+saving a name again (``final`` after a resume) writes the other slot, ``{name}.1.pdparams`` etc., commits,
+then deletes the old slot, so the committed checkpoint is never overwritten in place. Readers verify size and
+checksum and refuse a file that does not match with one line. `clean_folder` removes what a killed save left.
+
+Loading never executes code (`paddle_lm.weights`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
-import pickle
 import re
 
 import numpy as np
 
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_write, atomic_write_json, fsync_dir, remove_leftovers
+from paddle_lm.weights import loads_state
 
-FORMAT = "paddle-lm-checkpoint/1"
-SUFFIXES = (".pdparams", ".pdopt", ".pdstate", ".json")
-
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+FORMAT = "paddle-lm-checkpoint/2"
+READABLE = ("paddle-lm-checkpoint/1", FORMAT)  # /1: no file list, canonical names, no checksums
+DATA_SUFFIXES = (".pdparams", ".pdopt", ".pdstate")
+SUFFIXES = (*DATA_SUFFIXES, ".json")
+SLOTS = ("", ".1")  # {name}{slot}{suffix}
 
 
-def safe_load(path: str) -> dict:
-    """Read a paddle.save'd state dict as numpy arrays without running any code from the file."""
-    try:
-        with open(path, "rb") as f:
-            obj = _SafeUnpickler(io.BytesIO(f.read())).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-        raise UserError(f"{path} is not a readable paddle-lm checkpoint file ({e})") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"{path} does not hold a state dict")
-    obj.pop("StructuredToParameterName@@", None)
-    return obj
+class _Hashing:
+    """A write-only file wrapper that counts and hashes what passes through."""
+
+    def __init__(self, f):
+        self.f, self.sha, self.size = f, hashlib.sha256(), 0
+
+    def write(self, b) -> int:
+        self.sha.update(b)
+        self.size += len(b)
+        return self.f.write(b)
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
-def _atomic(path: str, write) -> None:
-    """Call write(buffer), then put the bytes at `path` via a temporary file and a rename."""
-    buf = io.BytesIO()
-    write(buf)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def _write_data(path: str, data: bytes) -> dict:
+    with atomic_write(path) as f:
+        h = _Hashing(f)
+        h.write(data)
+    return {"file": os.path.basename(path), "bytes": h.size, "sha256": h.sha.hexdigest()}
+
+
+def check_finite(state: dict, what: str) -> None:
+    """UserError naming the first float array in `state` (nested dicts too) holding NaN or inf."""
+    for key, value in state.items():
+        if isinstance(value, dict):
+            check_finite(value, what)
+            continue
+        arr = value.numpy() if hasattr(value, "numpy") else value
+        if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise UserError(f"refusing to save {what}: {key} holds non-finite values")
 
 
 def save_checkpoint(prefix: str, params: dict, opt_state: dict, carried: dict[str, np.ndarray], sidecar: dict) -> None:
-    """Write all four files of a checkpoint atomically, the sidecar last."""
+    """Write a checkpoint and commit it with one rename of its sidecar (see the module doc)."""
     import paddle
 
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    _atomic(prefix + ".pdparams", lambda f: paddle.save(params, f))
-    _atomic(prefix + ".pdopt", lambda f: paddle.save(opt_state, f))
-    _atomic(prefix + ".pdstate", lambda f: np.savez(f, **carried))
-    body = json.dumps({"format": FORMAT, **sidecar}, indent=1, default=float).encode()
-    _atomic(prefix + ".json", lambda f: f.write(body))
+    check_finite(params, prefix)
+    folder, name = os.path.split(os.path.abspath(prefix))
+    os.makedirs(folder, exist_ok=True)
+    old = _committed_files(prefix)
+    slot = SLOTS[1] if old and any(f == name + SLOTS[0] + s for s in DATA_SUFFIXES for f in old) else SLOTS[0]
+    base = os.path.join(folder, name + slot)
+    files = {}
+    writers = {".pdparams": lambda f: paddle.save(params, f), ".pdopt": lambda f: paddle.save(opt_state, f),
+               ".pdstate": lambda f: np.savez(f, **carried)}
+    for suf, write in writers.items():
+        buf = io.BytesIO()
+        write(buf)
+        files[suf] = _write_data(base + suf, buf.getvalue())
+    atomic_write_json(prefix + ".json", {"format": FORMAT, **sidecar, "files": files})  # the commit
+    for f in set(old) - {v["file"] for v in files.values()}:
+        _remove(os.path.join(folder, f))
+    fsync_dir(folder)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _committed_files(prefix: str) -> list[str]:
+    """File names the committed sidecar of `prefix` lists (canonical names for format /1), or []."""
+    try:
+        with open(prefix + ".json", encoding="utf-8") as f:
+            side = json.load(f)
+    except (OSError, ValueError):
+        return []
+    return _listed(os.path.basename(prefix), side)
+
+
+def _listed(name: str, side: dict) -> list[str]:
+    files = side.get("files")
+    if isinstance(files, dict):
+        return [v["file"] for v in files.values() if isinstance(v, dict) and "file" in v]
+    return [name + s for s in DATA_SUFFIXES]
 
 
 def resolve_prefix(arg: str, flag: str = "--init_from_ckpt", allow_suffix: bool = False) -> str:
@@ -86,14 +123,15 @@ def resolve_prefix(arg: str, flag: str = "--init_from_ckpt", allow_suffix: bool 
         if arg.endswith(suf):
             if allow_suffix:
                 arg = arg[: -len(suf)]
+                if re.search(r"\.1$", arg) and not os.path.isfile(arg + ".json"):
+                    arg = arg[:-2]  # the second slot's file name, e.g. final.1.pdparams
                 break
             raise UserError(f"{flag} {arg!r}: pass the prefix without {suf!r}, e.g. {flag}={arg[: -len(suf)]}")
     if os.path.isdir(arg):
         raise UserError(f"{flag} {arg!r} is a folder; pass a checkpoint prefix such as {os.path.join(arg, 'final')}"
                         + _available(arg))
-    missing = [s for s in (".json", ".pdparams") if not os.path.isfile(arg + s)]
-    if missing:
-        raise UserError(f"{flag} {arg!r}: no checkpoint there (missing {', '.join(arg + s for s in missing)})"
+    if not os.path.isfile(arg + ".json"):
+        raise UserError(f"{flag} {arg!r}: no checkpoint there (missing {arg}.json)"
                         + _available(os.path.dirname(arg) or "."))
     return arg
 
@@ -104,11 +142,12 @@ def _available(folder: str) -> str:
 
 
 def list_checkpoints(folder: str) -> list[str]:
-    """Complete checkpoint names in a folder, numeric steps ascending, then 'final'."""
+    """Committed checkpoint names in a folder, numeric steps ascending, then 'final'."""
     if not os.path.isdir(folder):
         return []
-    names = [f[:-5] for f in os.listdir(folder) if f.endswith(".json") and os.path.isfile(os.path.join(folder, f[:-5] + ".pdparams"))]
-    steps = sorted((n for n in names if re.fullmatch(r"\d+", n)), key=int)
+    names = [f[:-5] for f in os.listdir(folder) if f.endswith(".json") and
+             (re.fullmatch(r"\d+", f[:-5]) or f == "final.json")]
+    steps = sorted((n for n in names if n != "final"), key=int)
     return steps + (["final"] if "final" in names else [])
 
 
@@ -118,26 +157,99 @@ def read_sidecar(prefix: str) -> dict:
             side = json.load(f)
     except (OSError, ValueError) as e:
         raise UserError(f"{prefix}.json is not a readable checkpoint sidecar ({e})") from None
-    if side.get("format") != FORMAT:
-        raise UserError(f"{prefix}.json is not a paddle-lm checkpoint (format {side.get('format')!r})")
+    if not isinstance(side, dict) or side.get("format") not in READABLE:
+        raise UserError(f"{prefix}.json is not a paddle-lm checkpoint "
+                        f"(format {side.get('format') if isinstance(side, dict) else None!r})")
     return side
 
 
-def load_carried(prefix: str) -> dict[str, np.ndarray]:
-    path = prefix + ".pdstate"
-    if not os.path.isfile(path):
-        return {}
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+def read_verified(prefix: str, side: dict, suffix: str, required: bool = True) -> bytes | None:
+    """The bytes of checkpoint `prefix`'s `suffix` file, checked against the size and SHA-256 its sidecar
+    records; None when the file is absent and not `required`."""
+    folder = os.path.dirname(prefix)
+    entry = side.get("files", {}).get(suffix) if isinstance(side.get("files"), dict) else None
+    path = os.path.join(folder, entry["file"]) if entry else prefix + suffix
+    if side.get("format") == FORMAT and entry is None:
+        if required:
+            raise UserError(f"checkpoint {prefix} has no {suffix} file (its sidecar lists none)")
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        if not required:
+            return None
+        raise UserError(f"{path} is missing: checkpoint {prefix} is incomplete (it was deleted or not copied); "
+                        f"use another checkpoint") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    if entry:
+        if len(data) != entry["bytes"]:
+            raise UserError(f"{path} has {len(data):,} bytes but its sidecar {prefix}.json says {entry['bytes']:,}: "
+                            f"the file is truncated or damaged; use another checkpoint")
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise UserError(f"{path} does not match the checksum in {prefix}.json: the file was changed or damaged; "
+                            f"use another checkpoint")
+    return data
 
 
-def prune(folder: str, keep_last: int) -> None:
-    """Delete all but the newest `keep_last` numbered checkpoints (sidecar first, so none is half-deleted)."""
+def load_params(prefix: str, side: dict) -> dict:
+    """The model state dict of a checkpoint (verified; no code runs)."""
+    return loads_state(read_verified(prefix, side, ".pdparams"), prefix + ".pdparams")
+
+
+def load_optimizer(prefix: str, side: dict) -> dict:
+    """The optimizer + LR-scheduler state of a checkpoint (verified; required to resume)."""
+    return loads_state(read_verified(prefix, side, ".pdopt"), prefix + ".pdopt")
+
+
+def load_carried(prefix: str, side: dict) -> dict[str, np.ndarray]:
+    """The carried recurrent state of every rank (verified; required to resume)."""
+    data = read_verified(prefix, side, ".pdstate")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:
+        raise UserError(f"{prefix}.pdstate is not readable ({e}); use another checkpoint") from None
+
+
+def remove_checkpoint(folder: str, name: str) -> None:
+    """Delete one checkpoint, sidecar first (so it is never half there)."""
+    prefix = os.path.join(folder, name)
+    listed = _committed_files(prefix)
+    _remove(prefix + ".json")
+    for f in listed:
+        _remove(os.path.join(folder, f))
+
+
+def clean_folder(folder: str) -> list[str]:
+    """Remove what killed saves left in `folder`: temporary files, and data files no sidecar lists."""
+    removed = remove_leftovers(folder)
+    if not os.path.isdir(folder):
+        return removed
+    listed = set()
+    for name in list_checkpoints(folder):
+        listed.update(_committed_files(os.path.join(folder, name)))
+    pattern = re.compile(r"(\d+|final)(\.1)?(" + "|".join(re.escape(s) for s in DATA_SUFFIXES) + r")")
+    for f in os.listdir(folder):
+        if pattern.fullmatch(f) and f not in listed:
+            _remove(os.path.join(folder, f))
+            removed.append(f)
+    if removed:
+        fsync_dir(folder)
+    return removed
+
+
+def prune(folder: str, keep_last: int, newest: int) -> list[str]:
+    """Delete numbered checkpoints older than the newest `keep_last` up to step `newest` (the one just
+    saved); checkpoints of later steps (an abandoned future of a run resumed from earlier) and ``final`` are
+    never touched, so pruning can never remove the newest good checkpoint. Returns the names removed."""
     if keep_last <= 0:
-        return
-    steps = [n for n in list_checkpoints(folder) if n != "final"]
-    for name in steps[:-keep_last]:
-        for suf in SUFFIXES:
-            p = os.path.join(folder, name + suf)
-            if os.path.exists(p):
-                os.remove(p)
+        return []
+    steps = [n for n in list_checkpoints(folder) if n != "final" and int(n) <= newest]
+    doomed = steps[:-keep_last]
+    for name in doomed:
+        remove_checkpoint(folder, name)
+    if doomed:
+        fsync_dir(folder)
+    return doomed

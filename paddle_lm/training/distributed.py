@@ -51,3 +51,18 @@ def barrier(world_size: int) -> None:
         import paddle.distributed as dist
 
         dist.barrier()
+
+
+def broadcast_text(text: str, world_size: int, size: int = 4096) -> str:
+    """Rank 0's `text` on every rank (UTF-8, at most `size` bytes; identity on one rank)."""
+    if world_size == 1:
+        return text
+    import paddle
+    import paddle.distributed as dist
+
+    raw = text.encode()[: size - 1]
+    buf = np.zeros(size, dtype=np.uint8)
+    buf[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    t = paddle.to_tensor(buf)
+    dist.broadcast(t, src=0)
+    return bytes(t.numpy()).rstrip(b"\0").decode(errors="replace")

@@ -6,10 +6,11 @@ import json
 import os
 
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_write_text, json_line
 
 
 class MetricsLog:
-    """Appends `{"step", "loss", "ppl", "lr", "tokens_per_s"}` lines to ``{save_dir}/metrics.jsonl``.
+    """Appends `{"step", "loss", "ppl", "lr", "grad_norm", "tokens_per_s"}` lines (strict JSON) to ``{save_dir}/metrics.jsonl``.
 
     When a run resumes from step N, lines after N (from the interrupted run) are dropped first, so the file
     always describes one consistent history.
@@ -20,14 +21,11 @@ class MetricsLog:
         os.makedirs(save_dir, exist_ok=True)
         if os.path.exists(self.path):
             kept = [r for r in read_metrics(self.path) if resume_step and r["step"] <= resume_step]
-            tmp = self.path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r) + "\n" for r in kept)
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, "".join(json_line(r) + "\n" for r in kept))
 
     def write(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json_line(record) + "\n")
 
 
 def read_metrics(path: str) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Optimizer, global-norm clipping and the warmup/decay learning-rate schedule."""
+"""Optimizer, global-norm clipping (with the norm the loop checks for divergence) and the warmup/decay
+learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -30,13 +31,28 @@ def build_optimizer(cfg: TrainConfig, model: paddle.nn.Layer, total_steps: int):
     """(optimizer, scheduler) for `model`; the scheduler is stepped once per optimizer step."""
     sched = paddle.optimizer.lr.LambdaDecay(
         cfg.lr, lambda s: lr_factor(s, cfg.warmup_steps, total_steps, cfg.lr_decay))
-    clip = paddle.nn.ClipGradByGlobalNorm(cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
-    params = model.parameters()
+    params = model.parameters()  # no grad_clip: the loop calls `clip_grad_norm` (it needs the norm itself)
     if cfg.optimizer == "adagrad":
         # bilm-tf: Adagrad with initial accumulator 1.0.
-        opt = paddle.optimizer.Adagrad(sched, parameters=params, grad_clip=clip, initial_accumulator_value=1.0)
+        opt = paddle.optimizer.Adagrad(sched, parameters=params, initial_accumulator_value=1.0)
     else:
         decay_names = {p.name for n, p in model.named_parameters() if not _no_decay(n)}
-        opt = paddle.optimizer.AdamW(sched, parameters=params, grad_clip=clip, weight_decay=cfg.weight_decay,
+        opt = paddle.optimizer.AdamW(sched, parameters=params, weight_decay=cfg.weight_decay,
                                      apply_decay_param_fun=lambda name: name in decay_names)
     return opt, sched
+
+
+@paddle.no_grad()
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Global L2 norm of the parameters' gradients; when above `max_norm` (> 0) they are scaled down to it in
+    place (ClipGradByGlobalNorm's math). The norm is read on the host: the loop stops on a non-finite one."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = paddle.add_n([paddle.sum(paddle.square(g.astype("float32"))) for g in grads])  # []
+    norm = float(paddle.sqrt(total))
+    if max_norm > 0 and math.isfinite(norm) and norm > max_norm:
+        scale = max_norm / norm
+        for g in grads:
+            g.scale_(scale)
+    return norm

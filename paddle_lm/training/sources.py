@@ -21,7 +21,7 @@ import numpy as np
 
 from paddle_lm.config import TRANSFORMERS, DataConfig, ModelConfig, TrainConfig
 from paddle_lm.data.blocks import BlockBatches, CausalBlocks, MaskedBlocks
-from paddle_lm.data.shards import EncodedCorpus, atomic_write_text, file_lock, shard_key
+from paddle_lm.data.shards import EncodedCorpus, shard_key
 from paddle_lm.data.stream import BPTTStream
 from paddle_lm.data.subword import (
     CONFIG_FILE,
@@ -35,6 +35,7 @@ from paddle_lm.data.subword import (
 from paddle_lm.data.subword_shards import SubwordCorpus
 from paddle_lm.data.vocab import Vocab, expand_glob
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import atomic_copy, atomic_write_text, file_lock, replace_dir, tmp_name
 
 TOKENIZER_SUBDIR = "tokenizer"  # the checkpoints' own copy of a subword tokenizer, inside --save_dir
 RECIPE_FILE = "trained_on.json"  # what a tokenizer trained by a run was trained on (reused only if the same)
@@ -166,13 +167,12 @@ class SubwordSource:
                              "shards": [shard_key(p) for p in expand_glob(data.train_data_path, "--train_data_path")]})
         with file_lock(os.path.join(cfg.save_dir, ".tokenizer.lock")):  # ranks starting together train it once
             if _read(os.path.join(out, RECIPE_FILE)) != recipe:  # absent, or trained on other data / sizes
-                tmp = out + ".tmp"
+                tmp = tmp_name(out)
                 shutil.rmtree(tmp, ignore_errors=True)
                 trainer = train_wordpiece if self.model == "bert" else train_bpe
                 trainer(data.train_data_path, tmp, data.subword_vocab_size, progress=self.progress)
                 atomic_write_text(os.path.join(tmp, RECIPE_FILE), recipe)
-                shutil.rmtree(out, ignore_errors=True)
-                os.replace(tmp, out)
+                replace_dir(tmp, out)  # the old tokenizer or the new one, never none
         return out
 
     def open(self, model_cfg: ModelConfig, rank: int, world: int) -> None:
@@ -208,7 +208,7 @@ def copy_tokenizer(src: str, dst: str) -> None:
     os.makedirs(dst, exist_ok=True)
     for name in (*VOCAB_FILES[detect_kind(src)], CONFIG_FILE):
         if os.path.isfile(os.path.join(src, name)):
-            shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+            atomic_copy(os.path.join(src, name), os.path.join(dst, name))
 
 
 def make_source(data: DataConfig, cfg: TrainConfig, model: str, resume: str, side: dict | None,

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import signal
 import time
 
 import numpy as np
@@ -21,43 +22,22 @@ from paddle_lm.config import (
     validate_model,
     validate_train,
 )
-from paddle_lm.errors import UserError
-from paddle_lm.models import build_model
+from paddle_lm.device import set_device, to_tensors
+from paddle_lm.errors import Diverged, Interrupted, UserError
+from paddle_lm.models import STAT_KEYS, build_model
 from paddle_lm.models.sampled_softmax import LogUniformSampler
 from paddle_lm.models.transformer_lm import config_from_pretrained, load_pretrained_weights
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
 from paddle_lm.training.metrics import MetricsLog
-from paddle_lm.training.optim import build_optimizer
+from paddle_lm.training.optim import build_optimizer, clip_grad_norm
+from paddle_lm.training.run_dir import claim_save_dir
+from paddle_lm.training.signals import StopFlag
 from paddle_lm.training.sources import check_seq_len, make_source
 
 RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + micro) before every micro-step; "
               "softmax samples: numpy default_rng([seed, rank, micro]); "
               "micro = step * gradient_accumulation_steps + k")
-STAT_KEYS = ("fw_loss_sum", "fw_count", "bw_loss_sum", "bw_count")
-
-
-def set_device(device: str) -> None:
-    """``paddle.set_device(device)`` with one-line errors for an unknown device or a CPU-only build."""
-    if device.startswith("gpu") and not paddle.is_compiled_with_cuda():
-        raise UserError(f"device {device!r}: this Paddle build has no CUDA; install paddlepaddle-gpu (see README) "
-                        f"or use cpu")
-    try:
-        paddle.set_device(device)
-    except (ValueError, RuntimeError) as e:
-        raise UserError(f"device {device!r} is not usable here ({e}); use 'cpu' or 'gpu'") from None
-
-
-def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, paddle.Tensor]:
-    return {k: paddle.to_tensor(v) for k, v in batch.items()}
-
-
-def _check_save_dir(cfg: TrainConfig) -> None:
-    existing = ckpt.list_checkpoints(cfg.save_dir)
-    if existing and not cfg.init_from_ckpt and not cfg.overwrite:
-        raise UserError(f"--save_dir {cfg.save_dir!r} already holds checkpoints ({', '.join(existing[-3:])}); "
-                        f"resume with --init_from_ckpt={os.path.join(cfg.save_dir, existing[-1])}, "
-                        f"pick another --save_dir, or pass --overwrite")
 
 
 def _restored_config(prefix: str, side: dict, model_cfg: ModelConfig) -> ModelConfig:
@@ -81,8 +61,23 @@ class Trainer:
         self.progress = progress and self.rank == 0
         set_device(cfg.device)
         resume = ckpt.resolve_prefix(cfg.init_from_ckpt) if cfg.init_from_ckpt else ""
-        _check_save_dir(cfg)  # on every rank, so all of them stop with the same message
         side = ckpt.read_sidecar(resume) if resume else None
+        dist.init(self.world)
+        self.lock = claim_save_dir(cfg, resume, self.rank, self.world)  # held until close()
+        try:
+            self._build(data, model_cfg, cfg, resume, side)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the --save_dir lock (rank 0); the run is over."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _build(self, data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, resume: str,
+               side: dict | None) -> None:
         pretrained = cfg.init_from_pretrained if not resume else ""  # a resumed run has the weights already
         if resume:
             model_cfg = _restored_config(resume, side, model_cfg)
@@ -97,7 +92,6 @@ class Trainer:
         model_cfg = dataclasses.replace(model_cfg, vocab_size=self.source.vocab_size)
         validate_model(model_cfg)
         self.model_cfg = model_cfg
-        dist.init(self.world)
         self.source.open(model_cfg, self.rank, self.world)
         self.accum = cfg.gradient_accumulation_steps
         self.steps_per_epoch = self.source.steps_per_epoch // self.accum
@@ -119,7 +113,8 @@ class Trainer:
             self.sampler = LogUniformSampler(self.source.vocab_size, cfg.n_negative_samples)
         self.opt, self.sched = build_optimizer(dataclasses.replace(cfg, warmup_steps=warmup), self.model,
                                                self.total_steps)
-        self.step, self.state = 0, None
+        self.step, self.state, self.saved = 0, None, ""
+        self.last_good = resume  # the newest checkpoint known to be complete and finite
         if side is not None:
             self._load(resume, side)
         self.net = paddle.DataParallel(self.model) if self.world > 1 else self.model
@@ -137,10 +132,10 @@ class Trainer:
         if diff:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
                 f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
-        self.model.set_state_dict(ckpt.safe_load(prefix + ".pdparams"))
-        self.opt.set_state_dict(ckpt.safe_load(prefix + ".pdopt"))
+        self.model.set_state_dict(ckpt.load_params(prefix, side))
+        self.opt.set_state_dict(ckpt.load_optimizer(prefix, side))
         self.step = int(side["step"])
-        carried = ckpt.load_carried(prefix)
+        carried = ckpt.load_carried(prefix, side)
         B = self.cfg.batch_size
         if carried and (self.step * self.accum) % self.source.steps_per_epoch:
             rows = slice(self.rank * B, (self.rank + 1) * B)
@@ -164,16 +159,16 @@ class Trainer:
             ckpt.save_checkpoint(prefix, self.model.state_dict(), self.opt.state_dict(),
                                  {f"s{i}": a for i, a in enumerate(gathered)}, sidecar)
             if name != "final":
-                ckpt.prune(self.cfg.save_dir, self.cfg.keep_last)
+                ckpt.prune(self.cfg.save_dir, self.cfg.keep_last, newest=self.step)
         dist.barrier(self.world)
+        self.saved, self.last_good = str(self.step), prefix
         return prefix
 
     # ----------------------------------------------------------------- loop
     def run(self) -> dict:
-        cfg, spe, accum = self.cfg, self.source.steps_per_epoch, self.accum
+        cfg = self.cfg
         log = None
         if self.rank == 0:
-            os.makedirs(cfg.save_dir, exist_ok=True)
             self.source.prepare_save_dir(cfg.save_dir)
             log = MetricsLog(cfg.save_dir, self.step)
         dist.barrier(self.world)
@@ -181,48 +176,63 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.progress,
                    dynamic_ncols=True)
         window = np.zeros(len(STAT_KEYS))
-        t0, last, state_at_step = time.perf_counter(), None, self.state
-        tokens_per_step = self.tokens_per_step
-        steps_in_window = 0
-        try:
-            while self.step < self.total_steps:
-                state_at_step = self.state  # what a checkpoint of this step holds if it is interrupted
-                for k in range(accum):
-                    micro = self.step * accum + k
-                    if micro % spe == 0:
-                        self.state = None  # a new epoch starts every row afresh
-                    window += self._micro_step(micro, k < accum - 1)
-                self.opt.step()
-                self.opt.clear_grad()
-                lr_used = float(self.sched.get_lr())
-                self.sched.step()
-                self.step += 1
-                steps_in_window += 1
-                bar.update(1)
-                if self.step % cfg.logging_steps == 0 or self.step == self.total_steps:
-                    sums = dist.all_reduce_sum(list(window), self.world)
-                    elapsed = time.perf_counter() - t0
-                    last = self._record(sums, lr_used, tokens_per_step * steps_in_window / elapsed)
-                    if log is not None:
-                        log.write(last)
-                        bar.set_postfix(loss=f"{last['loss']:.3f}", ppl=f"{last['ppl']:.1f}")
-                    window[:] = 0
-                    steps_in_window, t0 = 0, time.perf_counter()
-                if self.step % cfg.save_steps == 0 and self.step < self.total_steps:
-                    self.save(str(self.step), last)
-        except KeyboardInterrupt:
-            bar.close()
-            self.state = state_at_step  # drop the micro-steps of the unfinished step
-            self.opt.clear_grad()
-            if self.world == 1 and self.step > 0:
-                prefix = self.save(str(self.step), last)
-                raise UserError(f"interrupted at step {self.step}; saved {prefix}; resume with "
-                                f"--init_from_ckpt={prefix}") from None
-            raise
-        finally:
-            bar.close()
-        self.save("final", last)
+        t0, last, steps_in_window = time.perf_counter(), None, 0
+        params = self.model.parameters()
+        with StopFlag() as stop:
+            try:
+                while self.step < self.total_steps:
+                    stats = np.zeros(len(STAT_KEYS))
+                    for k in range(self.accum):
+                        micro = self.step * self.accum + k
+                        if micro % self.source.steps_per_epoch == 0:
+                            self.state = None  # a new epoch starts every row afresh
+                        stats += self._micro_step(micro, k < self.accum - 1)
+                    grad_norm = clip_grad_norm(params, cfg.max_grad_norm)
+                    finite = bool(np.isfinite(stats).all()) and math.isfinite(grad_norm)
+                    # The step boundary: every rank learns whether any rank got a signal or a non-finite value.
+                    signalled, broken = dist.all_reduce_sum([float(stop.signum > 0), float(not finite)],
+                                                            self.world)
+                    if broken:
+                        self._diverged(stats, grad_norm)
+                    self.opt.step()
+                    self.opt.clear_grad()
+                    lr_used = float(self.sched.get_lr())
+                    self.sched.step()
+                    self.step += 1
+                    window += stats
+                    steps_in_window += 1
+                    bar.update(1)
+                    if self.step % cfg.logging_steps == 0 or self.step == self.total_steps:
+                        sums = dist.all_reduce_sum(list(window), self.world)
+                        elapsed = time.perf_counter() - t0
+                        last = self._record(sums, lr_used, grad_norm,
+                                            self.tokens_per_step * steps_in_window / elapsed)
+                        if log is not None:
+                            log.write(last)
+                            bar.set_postfix(loss=f"{last['loss']:.3f}", ppl=f"{last['ppl']:.1f}")
+                        window[:] = 0
+                        steps_in_window, t0 = 0, time.perf_counter()
+                    if self.step % cfg.save_steps == 0 and self.step < self.total_steps:
+                        self.save(str(self.step), last)
+                    if signalled and self.step < self.total_steps:
+                        prefix = self.last_good if self.saved == str(self.step) else self.save(str(self.step), last)
+                        raise Interrupted(f"interrupted at step {self.step}; saved {prefix}; resume with "
+                                          f"--init_from_ckpt={prefix}", stop.signum or signal.SIGTERM)
+            finally:
+                bar.close()
+            self.save("final", last)
         return last or {}
+
+    def _diverged(self, stats: np.ndarray, grad_norm: float) -> None:
+        """Stop before the non-finite update is applied: nothing is saved, nothing pruned."""
+        self.opt.clear_grad()
+        fw_sum, fw_n, bw_sum, bw_n = stats
+        loss = (fw_sum / fw_n if fw_n else 0.0) + (bw_sum / bw_n if bw_n else 0.0)
+        good = (f"the last good checkpoint is {self.last_good} (resume with --init_from_ckpt={self.last_good} "
+                f"and a lower --lr or --max_grad_norm)") if self.last_good else "no checkpoint was saved yet"
+        raise Diverged(f"non-finite training loss or gradient norm at step {self.step + 1} (loss {loss:.4g}, "
+                       f"gradient norm {grad_norm:.4g} on rank {self.rank}); the update was not applied and "
+                       f"nothing was saved; {good}")
 
     def _micro_step(self, micro: int, defer_sync: bool) -> np.ndarray:
         """Forward and backward of micro-batch `micro`, gradients added to the parameters' (summed over
@@ -239,17 +249,24 @@ class Trainer:
         self.state = [t.detach() for t in new_state]
         return np.array([float(outputs[k]) if k in outputs else 0.0 for k in STAT_KEYS])
 
-    def _record(self, sums: list[float], lr: float, tokens_per_s: float) -> dict:
+    def _record(self, sums: list[float], lr: float, grad_norm: float, tokens_per_s: float) -> dict:
         fw_sum, fw_n, bw_sum, bw_n = sums
         losses = [fw_sum / fw_n] + ([bw_sum / bw_n] if bw_n else [])
         loss = sum(losses) / len(losses)
         return {"step": self.step, "loss": round(loss, 6), "ppl": round(math.exp(min(loss, 50.0)), 4),
-                "lr": lr, "tokens_per_s": round(tokens_per_s, 1)}
+                "lr": lr, "grad_norm": round(grad_norm, 6), "tokens_per_s": round(tokens_per_s, 1)}
 
 
 def train(data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> dict:
     """Train (or resume) a model and return the last logged metrics."""
     trainer = Trainer(data, model_cfg, cfg, progress)
+    try:
+        return _announce_and_run(trainer, progress)
+    finally:
+        trainer.close()
+
+
+def _announce_and_run(trainer: Trainer, progress: bool) -> dict:
     if trainer.rank == 0 and progress:
         c = trainer.source.corpus
         n_params = sum(int(np.prod(p.shape)) for p in trainer.model.parameters())
