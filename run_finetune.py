@@ -18,9 +18,9 @@ def main() -> None:
     import logging
 
     from args import parse_finetune
+    from paddle_lm.device import set_device
     from paddle_lm.downstream.finetune import finetune
     from paddle_lm.downstream.report import format_report, report_json
-    from paddle_lm.device import set_device
 
     logging.getLogger("gensim").setLevel(logging.WARNING)  # its INFO lines would bury the table
     cfg = parse_finetune()

@@ -250,3 +250,30 @@ def test_unusable_save_dirs(tiny_corpus, tmp_path, monkeypatch):
             assert_one_line_error(*run_inproc("run_pretrain.py", argv, monkeypatch)[::2], "--save_dir", needle)
     finally:
         subprocess.run(["umount", "-l", str(ro)], check=False, capture_output=True)
+
+
+def _ranks_of(save_dir: str, launcher: int) -> list[int]:
+    """Pids of the processes (other than the launcher) whose command line names `save_dir`."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != launcher:
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if save_dir.encode() in cmd and b"run_pretrain.py" in cmd:
+                pids.append(int(entry))
+    return pids
+
+
+def test_kill_9_of_one_rank_stops_the_launch_without_orphans(tiny_corpus, tmp_path):
+    save, logs = str(tmp_path / "k9"), str(tmp_path / "log")
+    proc = start([*data_flags(tiny_corpus), *TINY, "--max_steps", "100000", "--save_dir", save], logs)
+    wait_for(lambda: logged_steps(save) >= 1, "training on both ranks", proc=proc)
+    ranks = _ranks_of(save, proc.pid)
+    assert len(ranks) == 2, ranks
+    os.kill(ranks[-1], signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    wait_for(lambda: not _ranks_of(save, proc.pid), "the other rank to be gone", timeout=60)

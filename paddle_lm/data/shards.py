@@ -84,7 +84,7 @@ class Shard:
     def __init__(self, prefix: str, meta: dict):
         self.prefix, self.meta = prefix, meta
         self.n_tokens = meta["n_tokens"]
-        self.ids = np.load(prefix + ".ids.npy", mmap_mode="r")  # [n_tokens] uint32 type ids
+        self.ids = np.load(prefix + ".ids.npy", mmap_mode="r", allow_pickle=False)  # [n_tokens] uint32 type ids
         self.word_of_type: np.ndarray | None = None  # [n_types] int32
         self.chars_of_type: np.ndarray | None = None  # [n_types, C] uint16
 
@@ -104,8 +104,8 @@ class Shard:
                     atomic_save_npy(map_path, np.array([vocab.id(t) for t in types], dtype=np.int32))
                 if max_chars and not os.path.exists(chars_path):
                     atomic_save_npy(chars_path, char_table(types, max_chars))
-        self.word_of_type = np.load(map_path, mmap_mode="r")
-        self.chars_of_type = np.load(chars_path, mmap_mode="r") if max_chars else None
+        self.word_of_type = np.load(map_path, mmap_mode="r", allow_pickle=False)
+        self.chars_of_type = np.load(chars_path, mmap_mode="r", allow_pickle=False) if max_chars else None
 
 
 class EncodedCorpus:

@@ -94,7 +94,7 @@ class SubwordCorpus:
                             fast = fast_tokenizer(tokenizer_dir, kind)
                         meta = encode_subword_shard(p, prefix, fast, fast.token_to_id(SEPARATOR[kind]))
                         bar.update(os.path.getsize(p))
-                self.shards.append(np.load(prefix + ".npy", mmap_mode="r"))  # [n_tokens_i] uint32
+                self.shards.append(np.load(prefix + ".npy", mmap_mode="r", allow_pickle=False))  # [n_tokens_i] uint32
                 self.n_sentences += meta["n_sentences"]
         lengths = np.array([len(s) for s in self.shards], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # [n_shards + 1]
