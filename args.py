@@ -2,6 +2,9 @@
 
 The flag names of PaddleNLP's ELMo example keep working: ``--save_freq`` and ``--log_freq`` are aliases of
 ``--save_steps`` and ``--logging_steps``.
+
+Every ``parse_*`` validates what it parsed (paddle_lm.config's ``validate_*``) before returning, so a bad flag is
+one ``error: ...`` line before Paddle is even imported. Nothing here imports Paddle.
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ from paddle_lm.config import (
     ModelConfig,
     TrainConfig,
     apply_preset,
+    check_fields,
+    resume_conflicts,
+    validate_data,
+    validate_eval,
+    validate_finetune,
+    validate_pretrain,
+    validate_train,
 )
 
 ALIASES = {"save_steps": ["--save_freq"], "logging_steps": ["--log_freq"]}
@@ -59,7 +69,17 @@ def _fill(cls, ns: argparse.Namespace, base=None):
     return dataclasses.replace(obj, **given)
 
 
+def _given(cls, ns: argparse.Namespace) -> dict:
+    """The fields of `cls` whose flags are on the command line (parsed with ``none_defaults``)."""
+    return {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if getattr(ns, f.name, None) is not None}
+
+
 def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """(data, model, train) configs of run_pretrain.py, validated.
+
+    Resuming (--init_from_ckpt), the model config is the checkpoint's: an architecture flag or --preset the user
+    gave that contradicts it is an error, and the family (hence the training defaults) is the checkpoint's.
+    """
     p = argparse.ArgumentParser(description="Pretrain an ELMo biLM, an LSTM LM, a BERT masked LM or GPT-2 (run "
                                 "under `python -m paddle.distributed.launch` for several ranks).")
     p.add_argument("--preset", default=None, help="Named architecture (elmo-small, elmo-original, elmo-paddlenlp, "
@@ -70,13 +90,25 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
                     other_defaults=("BERT/GPT-2", FAMILY_TRAIN_DEFAULTS["gpt2"]))
     ns = p.parse_args(argv)
     family = ns.model or PRESETS.get(ns.preset or "", {}).get("model", "elmo")  # --preset gpt2-tiny implies gpt2
-    model = apply_preset(family, ns.preset)
-    train = TrainConfig(**FAMILY_TRAIN_DEFAULTS.get(model.model, {}))
-    return _fill(DataConfig, ns), _fill(ModelConfig, ns, model), _fill(TrainConfig, ns, train)
+    model = _fill(ModelConfig, ns, apply_preset(family, ns.preset))
+    data = _fill(DataConfig, ns)
+    # Each flag's own range first (the defaults are legal, so only a given flag can fail), then the checkpoint
+    # (a resumed run keeps its architecture), then the flags against each other and the architecture.
+    validate_train(_fill(TrainConfig, ns))
+    check_fields(model)
+    validate_data(data)
+    if ns.init_from_ckpt:
+        from paddle_lm.training.checkpoint import read_sidecar, resolve_prefix  # no Paddle import
+
+        prefix = resolve_prefix(ns.init_from_ckpt)
+        model = resume_conflicts(prefix, read_sidecar(prefix)["model_config"], _given(ModelConfig, ns), ns.preset)
+    train = _fill(TrainConfig, ns, TrainConfig(**FAMILY_TRAIN_DEFAULTS.get(model.model, {})))
+    validate_pretrain(data, model, train)
+    return data, model, train
 
 
 def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
-    """(eval config, data config, explicit --vocab_file or None = the checkpoint's own copy)."""
+    """(eval config, data config, explicit --vocab_file or None = the checkpoint's own copy), validated."""
     p = argparse.ArgumentParser(description="Perplexity of a checkpoint on held-out data.")
     add_config_args(p, DataConfig, skip=("train_data_path", "vocab_file", "max_characters_per_token",
                                                   "tokenizer_dir", "subword_vocab_size"))
@@ -84,7 +116,9 @@ def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
                    "checkpoint's (default: the copy saved with the checkpoint).")
     add_config_args(p, EvalConfig)
     ns = p.parse_args(argv)
-    return _fill(EvalConfig, ns), _fill(DataConfig, ns), ns.vocab_file
+    cfg, data = _fill(EvalConfig, ns), _fill(DataConfig, ns)
+    validate_eval(cfg, data)
+    return cfg, data, ns.vocab_file
 
 
 COMPARE_HELP = """Compare encoders on identical folds and print one table. Each SPEC is ENCODER[:key=value,...]
@@ -94,7 +128,7 @@ other flags. With no SPEC: elmo, word2vec trained on the sample LM corpus, and t
 
 
 def parse_finetune(argv=None):
-    """FinetuneConfig from the command line of run_finetune.py (``--compare`` takes the encoder specs)."""
+    """FinetuneConfig from the command line of run_finetune.py (``--compare`` takes the encoder specs), validated."""
     from paddle_lm.config import DEFAULT_COMPARE, FinetuneConfig
 
     p = argparse.ArgumentParser(description="Sentence-polarity classifier (bag of words -> MLP) on ELMo or "
@@ -105,4 +139,5 @@ def parse_finetune(argv=None):
     cfg = _fill(FinetuneConfig, ns)
     if ns.compare is not None:
         cfg.compare = list(ns.compare) or list(DEFAULT_COMPARE)
+    validate_finetune(cfg)  # each --compare spec is checked when paddle_lm.downstream.finetune parses it
     return cfg

@@ -12,9 +12,10 @@ def main() -> None:
     import json
 
     from args import parse_eval
+
+    eval_cfg, data, vocab_file = parse_eval()  # every flag validated before Paddle is imported
     from paddle_lm.evaluation import evaluate
 
-    eval_cfg, data, vocab_file = parse_eval()
     r = evaluate(eval_cfg, data, vocab_file)
     if r.get("objective") == "masked-lm":
         print(f"Eval - masked-LM loss: {r['loss']:.4f} - masked-token perplexity: {r['ppl']:.2f}")

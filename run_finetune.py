@@ -18,12 +18,13 @@ def main() -> None:
     import logging
 
     from args import parse_finetune
+
+    cfg = parse_finetune()  # every flag validated before Paddle is imported
     from paddle_lm.device import set_device
     from paddle_lm.downstream.finetune import finetune
     from paddle_lm.downstream.report import format_report, report_json
 
     logging.getLogger("gensim").setLevel(logging.WARNING)  # its INFO lines would bury the table
-    cfg = parse_finetune()
     set_device(cfg.device)
     report = finetune(cfg)
     print(format_report(report), flush=True)

@@ -16,9 +16,10 @@ quiet_startup()
 
 def main() -> None:
     from args import parse_pretrain
+
+    data, model, train_cfg = parse_pretrain()  # every flag validated before Paddle is imported
     from paddle_lm.training.trainer import train
 
-    data, model, train_cfg = parse_pretrain()
     last = train(data, model, train_cfg)
     if last:
         print(f"[paddle-lm] done: step {last['step']} loss {last['loss']:.4f} ppl {last['ppl']:.2f}; "

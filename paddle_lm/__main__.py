@@ -10,8 +10,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 
 from paddle_lm.cli import quiet_startup, run_main
+from paddle_lm.config import GenerateConfig, validate_embed, validate_generate
+from paddle_lm.errors import UserError
+from paddle_lm.fsio import refuse_existing
+
+#: The files `export` writes at its prefix (paddle.jit.save's program and weights, then paddle-lm's metadata).
+EXPORT_SUFFIXES = (".json", ".pdmodel", ".pdiparams", ".pdiparams.info", ".embedder-meta")
+OVERWRITE_HELP = "replace an existing --output"
 
 
 def main(argv=None) -> None:
@@ -20,6 +29,7 @@ def main(argv=None) -> None:
     plot = sub.add_parser("plot", help="Loss/perplexity curve PNG from a metrics.jsonl file.")
     plot.add_argument("--metrics", default="./checkpoints/metrics.jsonl", help="metrics.jsonl written by training")
     plot.add_argument("--output", default="loss_curve.png", help="PNG file to write")
+    plot.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     embed = sub.add_parser("embed", help="ELMo vectors of every line of a tokenized text file -> .npz/.h5.")
     embed.add_argument("--init_from_ckpt", required=True, help="ELMo checkpoint prefix, e.g. ./checkpoints/final")
@@ -29,12 +39,14 @@ def main(argv=None) -> None:
                        help="*.npz (or *.h5, needs h5py): entry 'i' = line i+1's [layers, tokens, 2*proj] vectors")
     embed.add_argument("--batch_size", type=int, default=64, help="sentences encoded at a time")
     embed.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device to run on")
+    embed.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     export = sub.add_parser("export", help="Static inference model (paddle.jit.save) of an ELMo encoder.")
     export.add_argument("--init_from_ckpt", required=True, help="ELMo checkpoint prefix, e.g. ./checkpoints/final")
     export.add_argument("--output", required=True,
                         help="prefix of the files to write, e.g. exported/elmo -> elmo.json, elmo.pdiparams, ...")
     export.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device to trace on")
+    export.add_argument("--overwrite", action="store_true", help="replace existing files at the --output prefix")
     pre = sub.add_parser("save_pretrained", help="A BERT / GPT-2 checkpoint as a paddlenlp save_pretrained folder "
                          "(model + tokenizer; loadable with from_pretrained and --init_from_pretrained).")
     pre.add_argument("--init_from_ckpt", required=True, help="BERT or GPT-2 checkpoint prefix, e.g. "
@@ -46,18 +58,15 @@ def main(argv=None) -> None:
     gen.add_argument("--init_from_ckpt", required=True, help="GPT-2 checkpoint prefix, e.g. ./checkpoints-gpt2/final")
     gen.add_argument("--prompt", required=True, help="text to continue (the sample corpus is Moses-tokenized: "
                      "lower-case words separated by spaces match it best)")
-    gen.add_argument("--max_length", type=int, default=60, help="tokens per sequence, prompt included (default 60)")
-    gen.add_argument("--temperature", type=float, default=1.0, help="divide the logits by this (default 1.0)")
-    gen.add_argument("--top_k", type=int, default=0, help="sample among the k likeliest tokens; 0 = off")
-    gen.add_argument("--top_p", type=float, default=1.0, help="nucleus sampling: the smallest set of tokens "
-                     "holding this probability; 1.0 = off")
-    gen.add_argument("--repetition_penalty", type=float, default=1.0, help="CTRL-style penalty (> 1) on tokens "
-                     "already in the sequence; 1.0 = off")
-    gen.add_argument("--num_return_sequences", type=int, default=1, help="continuations to draw (default 1)")
-    gen.add_argument("--greedy", action="store_true", help="take the likeliest token at every step")
-    gen.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same text")
+    for f in dataclasses.fields(GenerateConfig):  # the sampling flags, documented and ranged in paddle_lm.config
+        if f.type in ("bool", bool):
+            gen.add_argument(f"--{f.name}", action="store_true", help=f.metadata["doc"])
+        else:
+            gen.add_argument(f"--{f.name}", type=type(f.default), default=f.default,
+                             help=f"{f.metadata['doc']} (default {f.default})")
     gen.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device to run on")
     args = p.parse_args(argv)
+    check_args(args)
 
     if args.command == "plot":
         from paddle_lm.training.metrics import plot_metrics
@@ -81,12 +90,46 @@ def main(argv=None) -> None:
     elif args.command == "generate":
         from paddle_lm.pretrained import generate_text
 
-        texts = generate_text(args.init_from_ckpt, args.prompt, device=args.device, max_length=args.max_length,
-                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              repetition_penalty=args.repetition_penalty,
-                              num_return_sequences=args.num_return_sequences, greedy=args.greedy, seed=args.seed)
+        settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerateConfig)}
+        texts = generate_text(args.init_from_ckpt, args.prompt, device=args.device, **settings)
         for i, text in enumerate(texts, 1):
             print(f"[{i}] {text}")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every flag of `args.command` checked before anything is loaded (no Paddle yet): numbers against their
+    ranges (paddle_lm.config), outputs that would replace existing files against --overwrite."""
+    if args.command in ("plot", "embed"):
+        if args.command == "embed":
+            validate_embed(args.batch_size)
+        refuse_existing(args.output, "--output", args.overwrite)
+    elif args.command == "export":
+        if _is_checkpoint(args.output):
+            example = os.path.join(os.path.dirname(args.output) or ".", "exported", "elmo")
+            raise UserError(f"--output {args.output!r} is a training checkpoint prefix; export to another prefix, "
+                            f"e.g. {example}")
+        refuse_existing([args.output + suffix for suffix in EXPORT_SUFFIXES], "--output", args.overwrite,
+                        shown=args.output)
+    elif args.command == "save_pretrained":
+        if os.path.lexists(args.output) and not os.path.isdir(args.output):
+            raise UserError(f"--output {args.output!r} exists and is not a folder; pick another folder")
+        refuse_existing(args.output, "--output", args.overwrite)
+    elif args.command == "generate":
+        settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerateConfig)}
+        validate_generate(GenerateConfig(**settings), args.prompt)
+
+
+def _is_checkpoint(prefix: str) -> bool:
+    """Is `prefix` a training checkpoint (its ``.json`` a checkpoint sidecar)? Read without Paddle."""
+    if not os.path.isfile(prefix + ".json"):
+        return False
+    from paddle_lm.training.checkpoint import read_sidecar
+
+    try:
+        read_sidecar(prefix)
+    except UserError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

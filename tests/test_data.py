@@ -28,7 +28,7 @@ def test_vocab_loads_bilm_and_paddlenlp_styles(tmp_path):
 def test_vocab_rejects_duplicates_and_missing(tmp_path):
     dup = tmp_path / "dup.txt"
     dup.write_text("the\ncat\nthe\n")
-    with pytest.raises(UserError, match="twice"):
+    with pytest.raises(UserError, match=r"dup.txt: line 3 repeats 'the' \(first at line 1\)"):
         Vocab.load(str(dup))
     with pytest.raises(UserError, match="does not exist"):
         Vocab.load(str(tmp_path / "nope.txt"))

@@ -159,7 +159,7 @@ def test_prep_cli(tmp_path, capsys):
     assert prep.main(["--input", str(tmp_path / "nothing*"), "--output_dir", str(out)]) == 2
     assert "--input: no file matches" in capsys.readouterr().err
     (raw / "bad.txt").write_bytes(b"Fine line.\nBad \xff byte.\n")
-    assert prep.main(argv) == 2
+    assert prep.main([*argv, "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.txt:2: not valid UTF-8" in err and err.count("\n") == 1
     assert (out / prep.VOCAB_FILE).read_text().split() == vocab  # the failed run changed nothing

@@ -16,7 +16,8 @@ acronym (``U.S.``); ``No.``/``Art.``-style prefixes only hold before a number. T
 ``MosesTokenizer(lang="en")`` with ``escape=False`` (the benchmark was tokenized with Moses).
 
 CLI: ``python -m paddle_lm.data.prep --input 'raw/*.txt' --output_dir OUT`` treats each file as one
-document and also writes ``OUT/vocab-15w.txt`` built from the training shards.
+document and also writes ``OUT/vocab-15w.txt`` built from the training shards; it refuses to replace a corpus
+already prepared in OUT unless given ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -316,11 +317,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workers", type=int, default=0, help="Tokenizer processes (0: from the CPU count).")
     p.add_argument("--quiet", action="store_true", help="No progress bars.")
+    p.add_argument("--overwrite", action="store_true",
+                   help="Replace a corpus already prepared in --output_dir (its shards and vocab-15w.txt).")
     args = p.parse_args(argv)
     try:
+        from paddle_lm.config import validate_prep
         from paddle_lm.data.vocab import expand_glob
+        from paddle_lm.fsio import refuse_existing
 
+        validate_prep(args.heldout_fraction, args.num_shards, args.num_heldout_shards, args.seed, args.min_count,
+                      args.max_vocab_size, args.workers)
         paths = expand_glob(args.input, "--input")
+        if os.path.lexists(args.output_dir) and not os.path.isdir(args.output_dir):
+            raise UserError(f"--output_dir {args.output_dir!r} exists and is not a folder; pick another path")
+        refuse_existing([os.path.join(args.output_dir, name) for name in (TRAIN_DIR, HELDOUT_DIR, VOCAB_FILE)],
+                        "--output_dir", args.overwrite, shown=args.output_dir)
         stats = prepare_corpus(
             FileDocuments(paths),
             args.output_dir,

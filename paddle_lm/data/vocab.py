@@ -77,15 +77,23 @@ class Vocab:
             raise UserError(f"--vocab_file {path!r} does not exist; run `bash download_data.sh --sample` "
                             f"or pass the vocabulary of your corpus")
         tokens = []
+        first: dict[str, tuple[int, str]] = {}  # token (aliases resolved) -> (1-based line, as written there)
         for no, line in read_lines(path):
             tok = line.strip()
             if not tok:
                 continue
             if " " in tok or "\t" in tok:  # bilm-tf count files: "word count" -> keep the word
                 tok = tok.split()[0]
+            key = _ALIASES.get(tok, tok)
+            if key in first:
+                was_no, was = first[key]
+                spelled = "" if was == tok else f", as {was!r}"
+                raise UserError(f"--vocab_file {path}: line {no} repeats {tok!r} (first at line {was_no}{spelled}); "
+                                f"every token must appear once")
+            first[key] = (no, tok)
             tokens.append(tok)
         if not tokens:
-            raise UserError(f"--vocab_file {path!r} is empty")
+            raise UserError(f"--vocab_file {path}: no token on any line (the file is empty or blank)")
         return cls(tokens)
 
     def save(self, path: str) -> None:
