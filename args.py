@@ -22,6 +22,7 @@ from paddle_lm.config import (
     apply_preset,
     check_fields,
     resume_conflicts,
+    resume_data,
     validate_data,
     validate_eval,
     validate_finetune,
@@ -84,7 +85,7 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
                                 "under `python -m paddle.distributed.launch` for several ranks).")
     p.add_argument("--preset", default=None, help="Named architecture (elmo-small, elmo-original, elmo-paddlenlp, "
                    "lstm-small, ...); the model's small CPU preset by default. Model flags override it.")
-    add_config_args(p, DataConfig)
+    add_config_args(p, DataConfig, none_defaults=True, show_defaults=True)
     add_config_args(p, ModelConfig, none_defaults=True)
     add_config_args(p, TrainConfig, none_defaults=True, show_defaults=True,
                     other_defaults=("BERT/GPT-2", FAMILY_TRAIN_DEFAULTS["gpt2"]))
@@ -101,7 +102,9 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
         from paddle_lm.training.checkpoint import read_sidecar, resolve_prefix  # no Paddle import
 
         prefix = resolve_prefix(ns.init_from_ckpt)
-        model = resume_conflicts(prefix, read_sidecar(prefix)["model_config"], _given(ModelConfig, ns), ns.preset)
+        side = read_sidecar(prefix)
+        model = resume_conflicts(prefix, side["model_config"], _given(ModelConfig, ns), ns.preset)
+        data = resume_data(prefix, side.get("data", {}), data, _given(DataConfig, ns))
     train = _fill(TrainConfig, ns, TrainConfig(**FAMILY_TRAIN_DEFAULTS.get(model.model, {})))
     validate_pretrain(data, model, train)
     return data, model, train

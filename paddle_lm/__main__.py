@@ -90,8 +90,8 @@ def main(argv=None) -> None:
     elif args.command == "generate":
         from paddle_lm.pretrained import generate_text
 
-        settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerateConfig)}
-        texts = generate_text(args.init_from_ckpt, args.prompt, device=args.device, **settings)
+        texts = generate_text(args.init_from_ckpt, args.prompt, device=args.device,
+                              **dataclasses.asdict(_generate_config(args)))
         for i, text in enumerate(texts, 1):
             print(f"[{i}] {text}")
 
@@ -104,7 +104,9 @@ def check_args(args: argparse.Namespace) -> None:
             validate_embed(args.batch_size)
         refuse_existing(args.output, "--output", args.overwrite)
     elif args.command == "export":
-        if _is_checkpoint(args.output):
+        from paddle_lm.training.checkpoint import is_checkpoint  # no Paddle import
+
+        if is_checkpoint(args.output):
             example = os.path.join(os.path.dirname(args.output) or ".", "exported", "elmo")
             raise UserError(f"--output {args.output!r} is a training checkpoint prefix; export to another prefix, "
                             f"e.g. {example}")
@@ -115,21 +117,11 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"--output {args.output!r} exists and is not a folder; pick another folder")
         refuse_existing(args.output, "--output", args.overwrite)
     elif args.command == "generate":
-        settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerateConfig)}
-        validate_generate(GenerateConfig(**settings), args.prompt)
+        validate_generate(_generate_config(args), args.prompt)
 
 
-def _is_checkpoint(prefix: str) -> bool:
-    """Is `prefix` a training checkpoint (its ``.json`` a checkpoint sidecar)? Read without Paddle."""
-    if not os.path.isfile(prefix + ".json"):
-        return False
-    from paddle_lm.training.checkpoint import read_sidecar
-
-    try:
-        read_sidecar(prefix)
-    except UserError:
-        return False
-    return True
+def _generate_config(args: argparse.Namespace) -> GenerateConfig:
+    return GenerateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GenerateConfig)})
 
 
 if __name__ == "__main__":

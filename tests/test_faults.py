@@ -153,6 +153,20 @@ def test_kill_9_while_one_name_is_saved_again_and_again(tmp_path):
     assert hits >= 1 and len(seen) == 20  # kills landed mid-save, and every trial committed new checkpoints
 
 
+def test_the_writer_refuses_non_finite_weights(tmp_path):
+    from paddle_lm.errors import UserError
+    from paddle_lm.training import checkpoint as ckpt
+
+    prefix = str(tmp_path / "final")
+    ckpt.save_checkpoint(prefix, {"w": np.ones(4, np.float32)}, {}, {}, {"step": 1})
+    with pytest.raises(UserError, match="refusing to save .*: w holds non-finite values"):
+        ckpt.save_checkpoint(prefix, {"w": np.array([1, np.nan], np.float32)}, {}, {}, {"step": 2})
+    with pytest.raises(UserError, match="refusing to save .*: acc holds non-finite values"):
+        ckpt.save_checkpoint(prefix, {"w": np.ones(4, np.float32)}, {"acc": np.array([np.inf], np.float32)}, {},
+                             {"step": 2})
+    assert ckpt.read_sidecar(prefix)["step"] == 1 and len(os.listdir(tmp_path)) == 4
+
+
 def test_damaged_and_missing_files_are_refused_with_one_line(tiny_corpus, tmp_path, monkeypatch):
     from conftest import train_tiny
 
@@ -234,6 +248,24 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmpfs):
     side = ckpt.read_sidecar(prefix)
     assert side["step"] == 1 and ckpt.load_params(prefix, side)["w"][0] == 1
     assert sorted(os.listdir(tmpfs)) == sorted(["final.json", *(v["file"] for v in side["files"].values())])
+
+
+def test_disk_full_in_a_real_run_stops_with_one_line(tiny_corpus, tmpfs, monkeypatch):
+    """A run that saves every step into a 1.5 MB folder: the save that does not fit ends the run with one line;
+    every checkpoint before it loads, and nothing half-written is left."""
+    from paddle_lm.training import checkpoint as ckpt
+
+    save = os.path.join(tmpfs, "run")
+    argv = [*data_flags(tiny_corpus), *TINY, "--max_steps", "1000", "--save_steps", "1", "--save_dir", save]
+    code, _, err = run_inproc("run_pretrain.py", argv, monkeypatch)
+    assert_one_line_error(code, err, "No space left on device", "previous files are intact")
+    names = ckpt.list_checkpoints(save)
+    assert len(names) >= 2 and "final" not in names
+    for name in names:
+        prefix = os.path.join(save, name)
+        side = ckpt.read_sidecar(prefix)
+        ckpt.load_params(prefix, side), ckpt.load_optimizer(prefix, side), ckpt.load_carried(prefix, side)
+    assert ckpt.clean_folder(save) == []  # the failed save removed its own temporary files
 
 
 def test_unusable_save_dirs(tiny_corpus, tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ from paddle_lm.device import set_device
 from paddle_lm.downstream.embedder import ELMoEmbedder, iter_encoded, validate_sentences
 from paddle_lm.errors import UserError
 from paddle_lm.fsio import atomic_path, atomic_write_text, move_files, tmp_name
+from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.weights import safe_load
 
 EXPORT_FORMAT = "paddle-lm-elmo-export/1"
@@ -61,7 +62,7 @@ def export_embedder(params_file: str, output: str, device: str = "cpu", flag: st
     """
     if not output or output.endswith(("/", os.sep)) or os.path.isdir(output):
         raise UserError(f"--output {output!r}: pass a file prefix such as exported/elmo (files get suffixes)")
-    if os.path.exists(output + ".pdparams"):
+    if ckpt.is_checkpoint(output):
         raise UserError(f"--output {output!r} is a training checkpoint prefix; export to another prefix, "
                         f"e.g. {os.path.join(os.path.dirname(output) or '.', 'exported', 'elmo')}")
     emb = ELMoEmbedder(params_file, device=device, progress=False, flag=flag)

@@ -60,13 +60,17 @@ def _write_data(path: str, data: bytes) -> dict:
 
 
 def check_finite(state: dict, what: str) -> None:
-    """UserError naming the first float array in `state` (nested dicts too) holding NaN or inf."""
+    """UserError naming the first float tensor or array in `state` (nested dicts too) holding NaN or inf
+    (tensors are reduced where they live: no host copy)."""
     for key, value in state.items():
         if isinstance(value, dict):
             check_finite(value, what)
-            continue
-        arr = value.numpy() if hasattr(value, "numpy") else value
-        if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        elif hasattr(value, "is_floating_point"):  # a paddle Tensor
+            import paddle
+
+            if value.is_floating_point() and value.size and not bool(paddle.isfinite(value).all()):
+                raise UserError(f"refusing to save {what}: {key} holds non-finite values")
+        elif isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
             raise UserError(f"refusing to save {what}: {key} holds non-finite values")
 
 
@@ -75,6 +79,7 @@ def save_checkpoint(prefix: str, params: dict, opt_state: dict, carried: dict[st
     import paddle
 
     check_finite(params, prefix)
+    check_finite(opt_state, prefix)
     folder, name = os.path.split(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
     old = _committed_files(prefix)
@@ -83,11 +88,16 @@ def save_checkpoint(prefix: str, params: dict, opt_state: dict, carried: dict[st
     files = {}
     writers = {".pdparams": lambda f: paddle.save(params, f), ".pdopt": lambda f: paddle.save(opt_state, f),
                ".pdstate": lambda f: np.savez(f, **carried)}
-    for suf, write in writers.items():
-        buf = io.BytesIO()
-        write(buf)
-        files[suf] = _write_data(base + suf, buf.getvalue())
-    atomic_write_json(prefix + ".json", {"format": FORMAT, **sidecar, "files": files})  # the commit
+    try:
+        for suf, write in writers.items():
+            buf = io.BytesIO()
+            write(buf)
+            files[suf] = _write_data(base + suf, buf.getvalue())
+        atomic_write_json(prefix + ".json", {"format": FORMAT, **sidecar, "files": files})  # the commit
+    except BaseException:  # a full disk, Ctrl-C: the uncommitted slot goes, the committed checkpoint stays
+        for entry in files.values():
+            _remove(os.path.join(folder, entry["file"]))
+        raise
     for f in set(old) - {v["file"] for v in files.values()}:
         _remove(os.path.join(folder, f))
     fsync_dir(folder)
@@ -161,6 +171,17 @@ def read_sidecar(prefix: str) -> dict:
         raise UserError(f"{prefix}.json is not a paddle-lm checkpoint "
                         f"(format {side.get('format') if isinstance(side, dict) else None!r})")
     return side
+
+
+def is_checkpoint(prefix: str) -> bool:
+    """Is `prefix` a paddle-lm checkpoint (a readable sidecar at ``prefix.json``)? Needs no Paddle."""
+    if not os.path.isfile(prefix + ".json"):
+        return False
+    try:
+        read_sidecar(prefix)
+    except UserError:
+        return False
+    return True
 
 
 def read_verified(prefix: str, side: dict, suffix: str, required: bool = True) -> bytes | None:

@@ -6,7 +6,7 @@ import json
 import os
 
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_write_text, json_line
+from paddle_lm.fsio import atomic_write_text, json_line, os_error
 
 
 class MetricsLog:
@@ -24,8 +24,11 @@ class MetricsLog:
             atomic_write_text(self.path, "".join(json_line(r) + "\n" for r in kept))
 
     def write(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json_line(record) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json_line(record) + "\n")
+        except OSError as e:
+            raise os_error(e, self.path) from None
 
 
 def read_metrics(path: str) -> list[dict]:

@@ -19,7 +19,15 @@ import shutil
 
 import numpy as np
 
-from paddle_lm.config import TRANSFORMERS, DataConfig, ModelConfig, TrainConfig
+from paddle_lm.config import (
+    RESUME_DATA_KEYS,
+    TRANSFORMERS,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    check_seq_len,
+    resume_data,
+)
 from paddle_lm.data.blocks import BlockBatches, CausalBlocks, MaskedBlocks
 from paddle_lm.data.shards import EncodedCorpus, shard_key
 from paddle_lm.data.stream import BPTTStream
@@ -62,8 +70,6 @@ class WordSource:
 
     def __init__(self, data: DataConfig, cfg: TrainConfig, model: str, resume: str, side: dict | None,
                  progress: bool):
-        if cfg.init_from_pretrained:
-            raise UserError(f"--init_from_pretrained is for --model bert or gpt2, not {model}")
         self.data, self.cfg, self.progress = data, cfg, progress
         self.vocab = Vocab.load(data.vocab_file)
         self.vocab_size = len(self.vocab)
@@ -72,6 +78,8 @@ class WordSource:
                             f"{side['data'].get('vocab_size')} tokens, identity {side['data'].get('vocab_identity')}; "
                             f"this one {len(self.vocab)} tokens, identity {self.vocab.identity}); pass the vocabulary "
                             f"the run started with")
+        if side is not None:
+            resume_data(resume, side["data"], data, {k: getattr(data, k) for k in RESUME_DATA_KEYS})
 
     def open(self, model_cfg: ModelConfig, rank: int, world: int) -> None:
         corpus = open_corpus(self.data.train_data_path, self.vocab, self.data, model_cfg, "--train_data_path",
@@ -111,28 +119,11 @@ def masked_blocks(corpus, tokenizer_dir: str, max_seq_len: int, *, rank: int = 0
                         seed=seed, mlm_probability=mlm_probability, word_start_table=starts)
 
 
-def seq_len_of(model: str, cfg: TrainConfig) -> tuple[str, int]:
-    """(flag, value) of the sequence length a transformer trains on."""
-    return ("--max_seq_len", cfg.max_seq_len) if model == "bert" else ("--block_size", cfg.block_size)
-
-
-def check_seq_len(model_cfg: ModelConfig, cfg: TrainConfig) -> int:
-    """The sequence length of a BERT / GPT-2 run; a UserError when the model's positions cannot hold it."""
-    flag, seq_len = seq_len_of(model_cfg.model, cfg)
-    if seq_len > model_cfg.max_position_embeddings:
-        raise UserError(f"{flag} {seq_len} exceeds the model's {model_cfg.max_position_embeddings} positions "
-                        f"(--max_position_embeddings)")
-    return seq_len
-
-
 class SubwordSource:
     """BERT / GPT-2: a subword tokenizer and packed fixed-length blocks (see `paddle_lm.data.blocks`)."""
 
     def __init__(self, data: DataConfig, cfg: TrainConfig, model: str, resume: str, side: dict | None,
                  progress: bool):
-        if cfg.n_negative_samples:
-            raise UserError(f"--n_negative_samples is not supported with --model {model} (it trains with the full "
-                            f"softmax); use 0")
         self.data, self.cfg, self.model, self.progress = data, cfg, model, progress
         self.resume_keys = ("batch_size", "seq_len", "world_size", "n_tokens", "seed")
         self.tokenizer_dir = self._resolve(resume, side)

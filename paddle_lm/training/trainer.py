@@ -19,7 +19,7 @@ from paddle_lm.config import (
     DataConfig,
     ModelConfig,
     TrainConfig,
-    validate_model,
+    validate_pretrain,
     validate_train,
 )
 from paddle_lm.device import set_device, to_tensors
@@ -33,11 +33,18 @@ from paddle_lm.training.metrics import MetricsLog
 from paddle_lm.training.optim import build_optimizer, clip_grad_norm
 from paddle_lm.training.run_dir import claim_save_dir
 from paddle_lm.training.signals import StopFlag
-from paddle_lm.training.sources import check_seq_len, make_source
+from paddle_lm.training.sources import make_source
 
 RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + micro) before every micro-step; "
               "softmax samples: numpy default_rng([seed, rank, micro]); "
               "micro = step * gradient_accumulation_steps + k")
+
+
+def window_loss(stats) -> float:
+    """Mean of the forward and (where scored) backward per-token losses of summed STAT_KEYS statistics."""
+    fw_sum, fw_n, bw_sum, bw_n = (float(v) for v in stats)
+    losses = [fw_sum / fw_n if fw_n else math.nan] + ([bw_sum / bw_n] if bw_n else [])
+    return sum(losses) / len(losses)
 
 
 def _restored_config(prefix: str, side: dict, model_cfg: ModelConfig) -> ModelConfig:
@@ -81,16 +88,14 @@ class Trainer:
         pretrained = cfg.init_from_pretrained if not resume else ""  # a resumed run has the weights already
         if resume:
             model_cfg = _restored_config(resume, side, model_cfg)
-        elif pretrained:
+        elif pretrained and model_cfg.model in TRANSFORMERS:
             model_cfg = config_from_pretrained(pretrained, model_cfg.model)
-        if model_cfg.model in TRANSFORMERS:
-            check_seq_len(model_cfg, cfg)  # before a tokenizer is trained for nothing
+        validate_pretrain(data, model_cfg, cfg, seq_len_known=True)  # before a tokenizer is trained for nothing
         self.source = make_source(data, cfg, model_cfg.model, resume, side, self.progress)
         if pretrained and model_cfg.vocab_size != self.source.vocab_size:
             raise UserError(f"--tokenizer_dir has {self.source.vocab_size} tokens but the --init_from_pretrained "
                             f"model's vocabulary has {model_cfg.vocab_size}; use the tokenizer it was trained with")
         model_cfg = dataclasses.replace(model_cfg, vocab_size=self.source.vocab_size)
-        validate_model(model_cfg)
         self.model_cfg = model_cfg
         self.source.open(model_cfg, self.rank, self.world)
         self.accum = cfg.gradient_accumulation_steps
@@ -226,8 +231,7 @@ class Trainer:
     def _diverged(self, stats: np.ndarray, grad_norm: float) -> None:
         """Stop before the non-finite update is applied: nothing is saved, nothing pruned."""
         self.opt.clear_grad()
-        fw_sum, fw_n, bw_sum, bw_n = stats
-        loss = (fw_sum / fw_n if fw_n else 0.0) + (bw_sum / bw_n if bw_n else 0.0)
+        loss = window_loss(stats)
         good = (f"the last good checkpoint is {self.last_good} (resume with --init_from_ckpt={self.last_good} "
                 f"and a lower --lr or --max_grad_norm)") if self.last_good else "no checkpoint was saved yet"
         raise Diverged(f"non-finite training loss or gradient norm at step {self.step + 1} (loss {loss:.4g}, "
@@ -250,9 +254,7 @@ class Trainer:
         return np.array([float(outputs[k]) if k in outputs else 0.0 for k in STAT_KEYS])
 
     def _record(self, sums: list[float], lr: float, grad_norm: float, tokens_per_s: float) -> dict:
-        fw_sum, fw_n, bw_sum, bw_n = sums
-        losses = [fw_sum / fw_n] + ([bw_sum / bw_n] if bw_n else [])
-        loss = sum(losses) / len(losses)
+        loss = window_loss(sums)
         return {"step": self.step, "loss": round(loss, 6), "ppl": round(math.exp(min(loss, 50.0)), 4),
                 "lr": lr, "grad_norm": round(grad_norm, 6), "tokens_per_s": round(tokens_per_s, 1)}
 

@@ -1,43 +1,19 @@
-"""Typed configuration: the single source of truth for every flag, preset and checkpoint sidecar.
-
-`args.py` builds the command line from these dataclasses (field name = flag name, the first line of
-each field's ``doc`` metadata = help text). Validation lives here too (the ``validate_*`` functions,
-each field's ``legal`` range): the scripts run it right after parsing, before Paddle is imported, and the
-library runs it again, so both agree on what is legal.
-"""
+"""Pretraining and evaluation configs (`run_pretrain.py`, `run_eval.py`), the named presets, and their
+validation: each flag's range, the flags against each other, and a resumed checkpoint's architecture."""
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
-import math
 import os
-import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
+from paddle_lm.config.ranges import SEED_RANGE, _f, check_fields, show_value
 from paddle_lm.errors import UserError
 
 DATA_ROOT = os.environ.get("PADDLE_LM_DATA_DIR", "data")
 SAMPLE_ROOT = os.path.join(DATA_ROOT, "sample")
 SAMPLE_LM_DIR = os.path.join(SAMPLE_ROOT, "1-billion-word")
 SAMPLE_POLARITY_DIR = os.path.join(SAMPLE_ROOT, "sentence-polarity-dataset-v1")
-
-
-#: Largest seed accepted everywhere: numpy's RandomState and scikit-learn's random_state stop at 2**32 - 1.
-MAX_SEED = 2**32 - 1
-SEED_RANGE = f"[0, {MAX_SEED}]"
-
-
-def _f(default, doc: str, **kw):
-    """A dataclass field with a help string (used by args.py).
-
-    Keyword metadata: ``choices`` (legal values), ``cli=False`` (no flag), ``legal`` (the legal range, checked by
-    `check_fields`: ">= 1", "> 0", "[0, 1)", "(0, 1]", ... or "non-empty" for a string) and ``hint`` (what a
-    special value means, added to the error).
-    """
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc, **kw})
-    return field(default=default, metadata={"doc": doc, **kw})
 
 
 @dataclass
@@ -225,62 +201,6 @@ def apply_preset(model: str, preset: str | None) -> ModelConfig:
     return ModelConfig(**values)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Validation: every flag is checked here, right after parsing (before Paddle loads) and again by the library.
-
-_BOUND = re.compile(r"^(>=|>)\s*(-?[\d.e+]+)$")
-_INTERVAL = re.compile(r"^([\[(])\s*(-?[\d.e+]+),\s*(-?[\d.e+]+)\s*([\])])$")
-
-
-def _show(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
-
-
-def within(value, legal: str) -> bool:
-    """Is number `value` inside `legal` (">= 1", "> 0", "[0, 1)", "(0, 1]", "[0, 4294967295]", ...)?"""
-    m = _BOUND.match(legal)
-    if m:
-        return value >= float(m[2]) if m[1] == ">=" else value > float(m[2])
-    m = _INTERVAL.match(legal)
-    if not m:
-        raise ValueError(f"unknown range {legal!r}")
-    low, high = float(m[2]), float(m[3])
-    above = value >= low if m[1] == "[" else value > low
-    below = value <= high if m[4] == "]" else value < high
-    return above and below
-
-
-def check_value(flag: str, value, legal: str, hint: str = "") -> None:
-    """UserError naming `flag` and its legal range when `value` is not a finite number inside `legal`
-    (or, for ``legal="non-empty"``, an empty string)."""
-    note = f" ({hint})" if hint else ""
-    if legal == "non-empty":
-        if not isinstance(value, str) or not value.strip():
-            raise UserError(f"{flag} must not be empty")
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{flag} {_show(value)} must be a number {_describe(legal)}{note}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{flag} {_show(value)} must be a finite number {_describe(legal)}{note}")
-    if not within(value, legal):
-        raise UserError(f"{flag} {_show(value)} must be {_describe(legal)}{note}")
-
-
-def _describe(legal: str) -> str:
-    return legal if legal[0] in "<>" else f"in {legal}"
-
-
-def check_fields(cfg) -> None:
-    """Every field of dataclass instance `cfg` against its ``choices`` and ``legal`` metadata."""
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        choices = f.metadata.get("choices")
-        if choices and value not in choices:
-            raise UserError(f"--{f.name} {_show(value)}: choose one of {', '.join(choices)}")
-        if "legal" in f.metadata:
-            check_value(f"--{f.name}", value, f.metadata["legal"], f.metadata.get("hint", ""))
-
-
 #: Smallest --subword_vocab_size a trained tokenizer can have (see paddle_lm.data.subword): more than BERT's 5
 #: special tokens, more than GPT-2's 256 byte tokens plus <|endoftext|>.
 MIN_SUBWORD_VOCAB = {"bert": 6, "gpt2": 258}
@@ -339,15 +259,26 @@ def validate_train(cfg: TrainConfig) -> None:
 
 
 def seq_len_flag(model: str, cfg: TrainConfig) -> tuple[str, int]:
-    """(flag, value) of the sequence length a transformer trains on (as paddle_lm.training.sources)."""
+    """(flag, value) of the sequence length a transformer trains on."""
     return ("--max_seq_len", cfg.max_seq_len) if model == "bert" else ("--block_size", cfg.block_size)
 
 
-def validate_pretrain(data: DataConfig, model: ModelConfig, train: TrainConfig) -> None:
-    """Everything run_pretrain.py can check before any work: each config, and the flags against each other.
+def check_seq_len(model: ModelConfig, train: TrainConfig) -> int:
+    """The sequence length of a BERT / GPT-2 run; a UserError when the model's positions cannot hold it."""
+    flag, seq_len = seq_len_flag(model.model, train)
+    if seq_len > model.max_position_embeddings:
+        raise UserError(f"{flag} {seq_len} exceeds the model's {model.max_position_embeddings} positions "
+                        f"(--max_position_embeddings)")
+    return seq_len
+
+
+def validate_pretrain(data: DataConfig, model: ModelConfig, train: TrainConfig,
+                      seq_len_known: bool | None = None) -> None:
+    """Everything a pretraining run can check before any work: each config, and the flags against each other.
 
     `model` is the architecture the run will have (the checkpoint's when resuming). With
-    --init_from_pretrained the architecture comes from that folder, so the sequence length is checked later.
+    --init_from_pretrained the command line does not know that folder's positions, so the sequence length is
+    checked only when `seq_len_known` (default: unless --init_from_pretrained; the trainer passes True).
     """
     validate_train(train)
     validate_model(model)
@@ -356,10 +287,8 @@ def validate_pretrain(data: DataConfig, model: ModelConfig, train: TrainConfig) 
         if train.n_negative_samples:
             raise UserError(f"--n_negative_samples is not supported with --model {model.model} (it trains with "
                             f"the full softmax); use 0")
-        flag, seq_len = seq_len_flag(model.model, train)
-        if not train.init_from_pretrained and seq_len > model.max_position_embeddings:
-            raise UserError(f"{flag} {seq_len} exceeds the model's {model.max_position_embeddings} positions "
-                            f"(--max_position_embeddings)")
+        if seq_len_known or (seq_len_known is None and not train.init_from_pretrained):
+            check_seq_len(model, train)
     elif train.init_from_pretrained:
         raise UserError(f"--init_from_pretrained is for --model bert or gpt2, not {model.model}")
 
@@ -390,14 +319,14 @@ def resume_conflicts(prefix: str, saved: dict, given: dict, preset: str | None =
             raise UserError(f"--preset {preset!r} is unknown; choose one of: {', '.join(sorted(PRESETS))}")
         differ = [(k, v) for k, v in PRESETS[preset].items() if k not in given and had.get(k) != v]
         if differ:
-            shown = "; ".join(f"{k} {_show(had.get(k))}, not {_show(v)}" for k, v in differ[:3])
+            shown = "; ".join(f"{k} {show_value(had.get(k))}, not {show_value(v)}" for k, v in differ[:3])
             conflicts.append((f"--preset {preset}", shown + ("; ..." if len(differ) > 3 else "")))
     for name, value in given.items():
         if had.get(name) != value:
             if isinstance(value, bool):  # a switch: --residual / --no-residual
                 conflicts.append((f"--{'' if value else 'no-'}{name}", f"--{'' if had.get(name) else 'no-'}{name}"))
             else:
-                conflicts.append((f"--{name} {_show(value)}", _show(had.get(name))))
+                conflicts.append((f"--{name} {show_value(value)}", show_value(had.get(name))))
     if len(conflicts) == 1:
         flag, was = conflicts[0]
         raise UserError(f"{flag} contradicts checkpoint {prefix} (trained with {was}); drop the flag to resume")
@@ -407,139 +336,19 @@ def resume_conflicts(prefix: str, saved: dict, given: dict, preset: str | None =
     return restored
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Downstream: the sentence-polarity classifier (run_finetune.py)
-
-SAMPLE_GLOVE_FILE = os.path.join(SAMPLE_ROOT, "glove.6B.50d", "glove.6B.50d.w2v.bin")
-#: The encoders `--compare` runs when given no specs: ELMo, word2vec trained on ELMo's corpus, GloVe.
-DEFAULT_COMPARE = ("elmo", f"word2vec:train_on={os.path.join(SAMPLE_LM_DIR, 'training-tokenized-shuffled', '*')}",
-                   f"word2vec:file={SAMPLE_GLOVE_FILE}")
+#: Data flags a checkpoint fixes: changing them would feed the trained model other inputs.
+RESUME_DATA_KEYS = ("max_characters_per_token",)
 
 
-@dataclass
-class FinetuneConfig:
-    # --- data
-    data_dir: str = _f(SAMPLE_POLARITY_DIR, "Folder with rt-polarity.pos and rt-polarity.neg, one tokenized "
-                       "sentence per line.", legal="non-empty")
-    encoding: str = _f("auto", "Text encoding of the polarity files; auto = UTF-8, falling back to Windows-1252 "
-                       "(the original Cornell files are Latin-1) with a note.")
-    clean: bool = _f(False, "Clean the text first: NFKC-normalize, unescape HTML entities, lowercase and drop "
-                     "punctuation-only tokens (off: the data is already tokenized, and ELMo was pretrained on "
-                     "cased text).")
-    # --- encoder
-    encoder: str = _f("elmo", "Token encoder under the bag-of-words classifier.", choices=("elmo", "word2vec"))
-    init_from_ckpt: str = _f("./checkpoints/final", "ELMo checkpoint prefix (--encoder elmo), e.g. "
-                             "./checkpoints/10000.")
-    vocab_file: str = _f("", "Optional: check that this vocabulary is the one the ELMo checkpoint was trained "
-                         "with.")
-    elmo_layers: str = _f("mix", "ELMo layers fed to the classifier: a learned scalar mix of all three, the "
-                          "top one, or all three concatenated.", choices=("mix", "top", "concat"))
-    trainable: bool = _f(False, "Fine-tune ELMo's weights with the classifier (slow on CPU); frozen by default, "
-                         "when the layers are computed once for all sentences.")
-    elmo_batch_size: int = _f(64, "Sentences per ELMo forward pass when computing frozen features.",
-                                 legal=">= 1")
-    pretrained_word2vec_file: str = _f("", "Word vectors for --encoder word2vec: word2vec binary or text, or "
-                                       "GloVe text without the header line (the format is detected).")
-    train_word2vec_on: str = _f("", "Instead of a vectors file: train word2vec (skip-gram) on this glob of "
-                                "tokenized shards, e.g. the corpus ELMo was pretrained on.")
-    word2vec_dim: int = _f(100, "Size of the word2vec vectors trained with --train_word2vec_on.",
-                              legal=">= 1")
-    word2vec_epochs: int = _f(10, "Passes of word2vec training over the corpus.", legal=">= 1")
-    word2vec_window: int = _f(5, "word2vec context window (words each side).", legal=">= 1")
-    word2vec_min_count: int = _f(3, "word2vec keeps words seen at least this often (the sample vocab uses 3).",
-                                    legal=">= 1")
-    word2vec_cache_dir: str = _f("", "Where trained word2vec vectors are cached (default: the "
-                                 ".paddle_lm_cache folder beside the corpus shards).")
-    # --- classifier and training
-    hidden_size: int = _f(128, "Hidden units of the classifier's MLP.", legal=">= 1")
-    dropout: float = _f(0.3, "Dropout before each layer of the MLP.", legal="[0, 1)")
-    normalize: bool = _f(True, "Standardize each feature of the averaged sentence vector (BatchNorm) before the "
-                         "MLP; averaged ELMo states vary little around a large offset and stall the MLP without.")
-    lr: float = _f(1e-3, "Adam learning rate.", legal="> 0")
-    epochs: int = _f(30, "Most passes over each training fold (early stopping usually ends sooner).",
-                    legal=">= 1")
-    batch_size: int = _f(32, "Sentences per optimizer step.", legal=">= 1")
-    patience: int = _f(3, "Stop after this many epochs without a lower dev loss; the best epoch's weights are "
-                       "restored.", legal=">= 1")
-    dev_fraction: float = _f(0.1, "Share of each training fold held out (stratified) as the early-stopping dev "
-                             "set.", legal="(0, 1)")
-    # --- evaluation
-    folds: int = _f(0, "Stratified K-fold cross-validation with K folds (K >= 2); 0 = one held-out split of "
-                    "--test_fraction.")
-    test_fraction: float = _f(0.1, "Test share of the single stratified split used when --folds is 0.",
-                             legal="(0, 1)")
-    seed: int = _f(1234, "Seed of the splits, the classifier initialization and shuffling.")
-    compare: list = _f([], "Encoder specs to compare on identical folds (see run_finetune.py -h).", cli=False)
-    device: str = _f("cpu", "Device to run on.", choices=("cpu", "gpu"))
-    json: bool = _f(False, "Print a machine-readable JSON summary as the last line.")
-
-
-def validate_finetune(cfg: FinetuneConfig) -> None:
-    """One UserError naming the flag for any nonsensical FinetuneConfig value (the flags, and each --compare
-    spec, which sets fields directly)."""
-    if isinstance(cfg.folds, bool) or not isinstance(cfg.folds, int) or cfg.folds == 1 or cfg.folds < 0:
-        raise UserError(f"--folds {cfg.folds}: cross-validation needs at least 2 folds (0 = one held-out split)")
-    check_fields(cfg)
-    if cfg.encoding != "auto":
-        try:
-            codecs.lookup(cfg.encoding)
-        except LookupError:
-            raise UserError(f"--encoding {cfg.encoding!r} is not a known text encoding; use auto, utf-8, cp1252, "
-                            f"latin-1, ...") from None
-    top = MAX_SEED - 1000 * (max(cfg.folds, 1) - 1)  # fold k uses seed + 1000 * k
-    check_value("--seed", cfg.seed, f"[0, {top}]", "fold k uses seed + 1000 * k" if cfg.folds > 1 else "")
-    if cfg.encoder == "elmo" and not cfg.compare:
-        check_value("--init_from_ckpt", cfg.init_from_ckpt, "non-empty")
-    one_source = bool(cfg.pretrained_word2vec_file) != bool(cfg.train_word2vec_on)
-    if cfg.encoder == "word2vec" and not cfg.compare and not one_source:
-        raise UserError("--encoder word2vec needs exactly one of --pretrained_word2vec_file PATH or "
-                        "--train_word2vec_on GLOB")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# `python -m paddle_lm` commands and `python -m paddle_lm.data.prep`: their numeric flags, checked in the same
-# way before anything is loaded.
-
-
-@dataclass
-class GenerateConfig:
-    """Sampling settings of ``python -m paddle_lm generate`` (paddle_lm.generation.generate's keywords)."""
-    max_length: int = _f(60, "Tokens per sequence, prompt included.", legal=">= 2",
-                         hint="it counts the prompt, at least one token, plus the new tokens")
-    temperature: float = _f(1.0, "Divide the logits by this (> 0; ignored with --greedy).")
-    top_k: int = _f(0, "Sample among the k likeliest tokens; 0 = off.", legal=">= 0", hint="0 disables it")
-    top_p: float = _f(1.0, "Nucleus sampling: the smallest set of tokens holding this probability; 1.0 = off.",
-                      legal="(0, 1]", hint="1 disables it")
-    repetition_penalty: float = _f(1.0, "CTRL-style penalty (> 1) on tokens already in the sequence; 1.0 = off.",
-                                   legal="> 0", hint="1 disables it, > 1 penalises repeats")
-    num_return_sequences: int = _f(1, "Continuations to draw.", legal=">= 1")
-    greedy: bool = _f(False, "Take the likeliest token at every step.")
-    seed: int = _f(0, "Sampling seed: the same seed gives the same text.", legal=SEED_RANGE)
-
-
-def validate_generate(cfg: GenerateConfig, prompt: str = "x") -> None:
-    """What ``generate`` can check before the model loads (the prompt's length in tokens is checked later)."""
-    if not prompt.strip():
-        raise UserError("--prompt is empty: give at least one token to continue from")
-    check_fields(cfg)
-    if not cfg.greedy:
-        check_value("--temperature", cfg.temperature, "> 0", "use --greedy for argmax decoding")
-    if cfg.greedy and cfg.num_return_sequences > 1:
-        raise UserError(f"--num_return_sequences {cfg.num_return_sequences} with --greedy would return identical "
-                        f"sequences; drop one of them")
-
-
-def validate_embed(batch_size: int) -> None:
-    check_value("--batch_size", batch_size, ">= 1")
-
-
-def validate_prep(heldout_fraction: float, num_shards: int, num_heldout_shards: int, seed: int, min_count: int,
-                  max_vocab_size: int, workers: int) -> None:
-    """The numeric flags of ``python -m paddle_lm.data.prep``."""
-    check_value("--heldout_fraction", heldout_fraction, "[0, 1)", "0 = no held-out split")
-    check_value("--num_shards", num_shards, ">= 1")
-    check_value("--num_heldout_shards", num_heldout_shards, ">= 1")
-    check_value("--seed", seed, SEED_RANGE)
-    check_value("--min_count", min_count, ">= 1")
-    check_value("--max_vocab_size", max_vocab_size, ">= 0", "0 keeps all words")
-    check_value("--workers", workers, ">= 0", "0 = from the CPU count")
+def resume_data(prefix: str, saved: dict, data: DataConfig, given: dict) -> DataConfig:
+    """`data` with the values checkpoint `prefix` was trained with (its sidecar's ``data`` dict `saved`) for
+    RESUME_DATA_KEYS; a flag the user gave (in `given`) that contradicts one is a UserError naming it."""
+    restored = {}
+    for key in RESUME_DATA_KEYS:
+        if key not in saved:
+            continue
+        if key in given and given[key] != saved[key]:
+            raise UserError(f"--{key} {show_value(given[key])} contradicts checkpoint {prefix} (trained with "
+                            f"{show_value(saved[key])}); drop the flag to resume")
+        restored[key] = saved[key]
+    return dataclasses.replace(data, **restored)

@@ -1,0 +1,108 @@
+"""Typed configuration: the single source of truth for every flag, preset and checkpoint sidecar.
+
+`ranges` (field metadata and range checks), `pretrain` (data / model / train / eval configs, presets,
+their validation), `downstream` (finetune, generate, embed, prep); everything is importable from here.
+
+`args.py` builds the command line from these dataclasses (field name = flag name, the first line of
+each field's ``doc`` metadata = help text). Validation lives here too (the ``validate_*`` functions,
+each field's ``legal`` range): the scripts run it right after parsing, before Paddle is imported, and the
+library runs it again, so both agree on what is legal.
+"""
+
+from __future__ import annotations
+
+from paddle_lm.config.downstream import (
+    DEFAULT_COMPARE,
+    SAMPLE_GLOVE_FILE,
+    FinetuneConfig,
+    GenerateConfig,
+    validate_embed,
+    validate_finetune,
+    validate_generate,
+    validate_prep,
+)
+from paddle_lm.config.pretrain import (
+    DATA_ROOT,
+    DEFAULT_PRESET,
+    FAMILY_TRAIN_DEFAULTS,
+    MIN_CHARS,
+    MIN_SUBWORD_VOCAB,
+    PRESETS,
+    RESUME_DATA_KEYS,
+    SAMPLE_LM_DIR,
+    SAMPLE_POLARITY_DIR,
+    SAMPLE_ROOT,
+    TRANSFORMERS,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    TrainConfig,
+    apply_preset,
+    check_seq_len,
+    config_to_dict,
+    min_chars_per_token,
+    model_config_from_dict,
+    resume_conflicts,
+    resume_data,
+    seq_len_flag,
+    validate_data,
+    validate_eval,
+    validate_model,
+    validate_pretrain,
+    validate_train,
+)
+from paddle_lm.config.ranges import (
+    MAX_SEED,
+    SEED_RANGE,
+    _f,
+    check_fields,
+    check_value,
+    show_value,
+    within,
+)
+
+__all__ = [
+    "DATA_ROOT",
+    "DEFAULT_COMPARE",
+    "DEFAULT_PRESET",
+    "FAMILY_TRAIN_DEFAULTS",
+    "MAX_SEED",
+    "MIN_CHARS",
+    "MIN_SUBWORD_VOCAB",
+    "PRESETS",
+    "RESUME_DATA_KEYS",
+    "SAMPLE_GLOVE_FILE",
+    "SAMPLE_LM_DIR",
+    "SAMPLE_POLARITY_DIR",
+    "SAMPLE_ROOT",
+    "SEED_RANGE",
+    "TRANSFORMERS",
+    "DataConfig",
+    "EvalConfig",
+    "FinetuneConfig",
+    "GenerateConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "_f",
+    "apply_preset",
+    "check_fields",
+    "check_seq_len",
+    "check_value",
+    "config_to_dict",
+    "min_chars_per_token",
+    "model_config_from_dict",
+    "resume_conflicts",
+    "resume_data",
+    "seq_len_flag",
+    "show_value",
+    "validate_data",
+    "validate_embed",
+    "validate_eval",
+    "validate_finetune",
+    "validate_generate",
+    "validate_model",
+    "validate_prep",
+    "validate_pretrain",
+    "validate_train",
+    "within",
+]
