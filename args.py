@@ -98,10 +98,10 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     validate_train(_fill(TrainConfig, ns))
     check_fields(model)
     validate_data(data)
-    if ns.init_from_ckpt:
-        from paddle_lm.training.checkpoint import read_sidecar, resolve_prefix  # no Paddle import
+    from paddle_lm.training.checkpoint import read_sidecar, resolve_resume  # no Paddle import
 
-        prefix = resolve_prefix(ns.init_from_ckpt)
+    prefix = resolve_resume(ns.init_from_ckpt or "", ns.save_dir or TrainConfig.save_dir)
+    if prefix:
         side = read_sidecar(prefix)
         model = resume_conflicts(prefix, side["model_config"], _given(ModelConfig, ns), ns.preset)
         data = resume_data(prefix, side.get("data", {}), data, _given(DataConfig, ns))

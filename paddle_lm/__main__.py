@@ -14,13 +14,14 @@ import dataclasses
 import os
 
 from paddle_lm.cli import quiet_startup, run_main
-from paddle_lm.config import GenerateConfig, validate_embed, validate_generate
+from paddle_lm.config import DEVICES, GenerateConfig, validate_embed, validate_generate
 from paddle_lm.errors import UserError
 from paddle_lm.fsio import refuse_existing
 
 #: The files `export` writes at its prefix (paddle.jit.save's program and weights, then paddle-lm's metadata).
 EXPORT_SUFFIXES = (".json", ".pdmodel", ".pdiparams", ".pdiparams.info", ".embedder-meta")
 OVERWRITE_HELP = "replace an existing --output"
+DEVICE_HELP = "device to run on; auto = the GPU when Paddle has CUDA and sees one, else the CPU"
 
 
 def main(argv=None) -> None:
@@ -38,14 +39,14 @@ def main(argv=None) -> None:
     embed.add_argument("--output", required=True,
                        help="*.npz (or *.h5, needs h5py): entry 'i' = line i+1's [layers, tokens, 2*proj] vectors")
     embed.add_argument("--batch_size", type=int, default=64, help="sentences encoded at a time")
-    embed.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device to run on")
+    embed.add_argument("--device", default="auto", choices=DEVICES, help=DEVICE_HELP)
     embed.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     export = sub.add_parser("export", help="Static inference model (paddle.jit.save) of an ELMo encoder.")
     export.add_argument("--init_from_ckpt", required=True, help="ELMo checkpoint prefix, e.g. ./checkpoints/final")
     export.add_argument("--output", required=True,
                         help="prefix of the files to write, e.g. exported/elmo -> elmo.json, elmo.pdiparams, ...")
-    export.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device to trace on")
+    export.add_argument("--device", default="auto", choices=DEVICES, help=DEVICE_HELP)
     export.add_argument("--overwrite", action="store_true", help="replace existing files at the --output prefix")
     pre = sub.add_parser("save_pretrained", help="A BERT / GPT-2 checkpoint as a paddlenlp save_pretrained folder "
                          "(model + tokenizer; loadable with from_pretrained and --init_from_pretrained).")
@@ -64,7 +65,7 @@ def main(argv=None) -> None:
         else:
             gen.add_argument(f"--{f.name}", type=type(f.default), default=f.default,
                              help=f"{f.metadata['doc']} (default {f.default})")
-    gen.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device to run on")
+    gen.add_argument("--device", default="auto", choices=DEVICES, help=DEVICE_HELP)
     args = p.parse_args(argv)
     check_args(args)
 

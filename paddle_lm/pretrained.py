@@ -32,7 +32,7 @@ def export_pretrained(prefix: str, output: str, overwrite: bool = False) -> list
     return sorted(os.listdir(output))
 
 
-def generate_text(prefix: str, prompt: str, *, device: str = "cpu", **settings) -> list[str]:
+def generate_text(prefix: str, prompt: str, *, device: str = "auto", **settings) -> list[str]:
     """Continuations of `prompt` by GPT-2 checkpoint `prefix` (prompt included), decoded to text.
 
     `settings` are `paddle_lm.generation.generate`'s keyword arguments (max_length, temperature, top_k, top_p,

@@ -89,6 +89,40 @@ def test_sigterm_to_the_launcher_saves_on_two_ranks_and_resumes_exactly(tiny_cor
     assert without_speed(metrics(save)) == without_speed(metrics(ref))
 
 
+def test_the_same_command_line_restarts_a_preempted_run(tiny_corpus, tmp_path, monkeypatch):
+    """--init_from_ckpt auto: a fresh start the first time, then the newest checkpoint; a finished run is left
+    alone; the resumed curve is the uninterrupted one."""
+    save, ref = str(tmp_path / "auto"), str(tmp_path / "ref")
+    cmd = [*data_flags(tiny_corpus), *TINY, "--save_steps", "2", "--save_dir", save, "--init_from_ckpt", "auto"]
+    assert_one_line_error(*run_inproc("run_pretrain.py", [*cmd[:-1], "latest"], monkeypatch)[::2],
+                          "--init_from_ckpt latest", "no checkpoint yet")
+    proc = start([*cmd, "--max_steps", "100000"])
+    wait_for(lambda: logged_steps(save) >= 3, "3 logged steps", proc=proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    step = int(INTERRUPTED.search(err).group(1))
+    for _ in range(2):  # the second time the run is complete: nothing is trained or saved
+        r = run_script(["run_pretrain.py", *cmd, "--max_steps", str(step + 3)], ROOT)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert "nothing to train" in r.stdout
+    r = run_script(["run_pretrain.py", *data_flags(tiny_corpus), *TINY, "--max_steps", str(step + 3),
+                    "--save_dir", ref], ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert without_speed(metrics(save)) == without_speed(metrics(ref))
+
+
+def test_newest_checkpoint_is_the_last_committed(tmp_path):
+    from paddle_lm.training import checkpoint as ckpt
+
+    folder = str(tmp_path)
+    for name, step, saved_at in (("4", 4, 10.0), ("3", 3, 20.0), ("2", 2, 5.0)):  # 3 re-saved after a resume
+        ckpt.save_checkpoint(os.path.join(folder, name), {"w": np.ones(2, np.float32)}, {}, {},
+                             {"step": step, "saved_at": saved_at})
+    assert ckpt.newest(folder) == "3"
+    assert ckpt.resolve_resume("latest", folder) == os.path.join(folder, "3")
+    assert ckpt.resolve_resume("auto", str(tmp_path / "empty")) == ""
+
+
 def test_divergence_stops_before_saving_anything_non_finite(tiny_corpus, tmp_path, monkeypatch):
     save = str(tmp_path / "nan")
     argv = [*data_flags(tiny_corpus), *TINY, "--lr", "1e30", "--max_grad_norm", "0", "--max_steps", "50",
@@ -309,3 +343,59 @@ def test_kill_9_of_one_rank_stops_the_launch_without_orphans(tiny_corpus, tmp_pa
     proc.communicate(timeout=120)
     assert proc.returncode != 0
     wait_for(lambda: not _ranks_of(save, proc.pid), "the other rank to be gone", timeout=60)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_two_nodes(args: list[str], log_dir: str) -> list[subprocess.Popen]:
+    """Two `paddle.distributed.launch --nnodes 2` launchers on this machine, one rank each: two emulated nodes."""
+    port = _free_port()
+    return [subprocess.Popen([sys.executable, "-m", "paddle.distributed.launch", "--nnodes", "2", "--master",
+                              f"127.0.0.1:{port}", "--rank", str(r), "--nproc_per_node", "1", "--log_dir",
+                              os.path.join(log_dir, f"node{r}"), "run_pretrain.py", *args],
+                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for r in (0, 1)]
+
+
+def finish(nodes: list[subprocess.Popen]) -> list[int]:
+    for p in nodes:
+        p.communicate(timeout=180)
+    return [p.returncode for p in nodes]
+
+
+def node_logs(log_dir: str) -> str:
+    """The ends of both emulated nodes' worker logs (for an assertion message)."""
+    out = ""
+    for r in (0, 1):
+        path = os.path.join(log_dir, f"node{r}", "workerlog.0")
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                out += f"\n--- node {r} ---\n" + f.read()[-1500:]
+    return out
+
+
+def test_two_nodes_sigterm_to_one_launcher_then_exact_resume(tiny_corpus, tmp_path):
+    save, ref, logs = str(tmp_path / "int"), str(tmp_path / "ref"), str(tmp_path / "log")
+    nodes = start_two_nodes([*data_flags(tiny_corpus), *TINY, "--max_steps", "100000", "--save_dir", save], logs)
+    wait_for(lambda: logged_steps(save) >= 3, "3 logged steps", proc=nodes[0])
+    nodes[1].send_signal(signal.SIGTERM)  # preempt the second node only
+    assert all(code != 0 for code in finish(nodes))
+    with open(os.path.join(logs, "node0", "workerlog.0")) as f:
+        m = INTERRUPTED.search(f.read())
+    assert m, "rank 0 did not save on the other node's signal"
+    step, prefix = int(m.group(1)), m.group(2)
+    end = ["--max_steps", str(step + 2)]
+    resume_logs, ref_logs = str(tmp_path / "log-resume"), str(tmp_path / "log-ref")
+    codes = finish(start_two_nodes([*data_flags(tiny_corpus), *TINY, *end, "--save_dir", save, "--init_from_ckpt",
+                                    prefix], resume_logs))
+    assert codes == [0, 0], node_logs(resume_logs)
+    codes = finish(start_two_nodes([*data_flags(tiny_corpus), *TINY, *end, "--save_dir", ref], ref_logs))
+    assert codes == [0, 0], node_logs(ref_logs)
+    assert without_speed(metrics(save)) == without_speed(metrics(ref))
+

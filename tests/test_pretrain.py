@@ -46,6 +46,13 @@ def test_single_rank_train_resume_eval_plot(tiny_corpus, tmp_path):
     assert [x["step"] for x in rows] == [3, 6, 9, 12]
     assert set(rows[0]) == {"step", "loss", "ppl", "lr", "grad_norm", "tokens_per_s"}
     assert all(0 < r["grad_norm"] < 1e6 for r in rows)
+    from visualdl import LogReader  # the same scalars for VisualDL
+
+    (records,) = os.listdir(os.path.join(full, "vdl"))
+    reader = LogReader(file_path=os.path.join(full, "vdl", records))
+    assert [round(x.value, 4) for x in reader.get_data("scalar", "train/loss")] == [round(r["loss"], 4) for r in rows]
+    assert {f"train/{k}" for k in ("loss", "ppl", "lr", "grad_norm", "tokens_per_s")} <= set(
+        reader.get_tags()["scalar"])
     for name in ("6", "final"):
         for suf in (".pdparams", ".pdopt", ".pdstate", ".json"):
             assert os.path.isfile(os.path.join(full, name + suf))

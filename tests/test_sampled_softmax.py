@@ -78,3 +78,11 @@ def test_training_with_sampled_softmax_lowers_the_full_loss():
         opt.step()
         opt.clear_grad()
     assert full_loss() < 0.6 * before
+
+
+def test_full_softmax_note_only_when_it_is_large():
+    from paddle_lm.models.sampled_softmax import full_softmax_note
+
+    assert full_softmax_note(32 * 20 * 2, 16_285) == ""  # the sample: ~0.16 GiB
+    note = full_softmax_note(32 * 20 * 2, 793_471)  # the full 1B-word vocabulary
+    assert "7.6 GiB" in note and "--n_negative_samples 8192" in note

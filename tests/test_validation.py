@@ -350,3 +350,18 @@ def test_library_configs_are_checked_too():
         config.validate_model(dataclasses.replace(config.ModelConfig(), num_layers="2"))
     with pytest.raises(UserError, match=r"--word2vec_dim 0 must be >= 1"):
         config.validate_finetune(dataclasses.replace(config.FinetuneConfig(), word2vec_dim=0))
+
+
+def test_device_auto_picks_the_gpu_only_when_there_is_one(monkeypatch):
+    import paddle
+
+    from paddle_lm.device import resolve_device
+
+    assert resolve_device("cpu") == "cpu" and resolve_device("gpu") == "gpu"
+    monkeypatch.setattr(paddle, "is_compiled_with_cuda", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    monkeypatch.setattr(paddle, "is_compiled_with_cuda", lambda: True)
+    monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 0)
+    assert resolve_device("auto") == "cpu"
+    monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == "gpu"

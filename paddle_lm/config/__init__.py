@@ -24,6 +24,7 @@ from paddle_lm.config.downstream import (
 from paddle_lm.config.pretrain import (
     DATA_ROOT,
     DEFAULT_PRESET,
+    DEVICES,
     FAMILY_TRAIN_DEFAULTS,
     MIN_CHARS,
     MIN_SUBWORD_VOCAB,
@@ -65,6 +66,7 @@ __all__ = [
     "DATA_ROOT",
     "DEFAULT_COMPARE",
     "DEFAULT_PRESET",
+    "DEVICES",
     "FAMILY_TRAIN_DEFAULTS",
     "MAX_SEED",
     "MIN_CHARS",

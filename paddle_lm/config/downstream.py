@@ -7,7 +7,7 @@ import codecs
 import os
 from dataclasses import dataclass
 
-from paddle_lm.config.pretrain import SAMPLE_LM_DIR, SAMPLE_POLARITY_DIR, SAMPLE_ROOT
+from paddle_lm.config.pretrain import DEVICES, SAMPLE_LM_DIR, SAMPLE_POLARITY_DIR, SAMPLE_ROOT
 from paddle_lm.config.ranges import MAX_SEED, SEED_RANGE, _f, check_fields, check_value
 from paddle_lm.errors import UserError
 
@@ -74,7 +74,7 @@ class FinetuneConfig:
                              legal="(0, 1)")
     seed: int = _f(1234, "Seed of the splits, the classifier initialization and shuffling.")
     compare: list = _f([], "Encoder specs to compare on identical folds (see run_finetune.py -h).", cli=False)
-    device: str = _f("cpu", "Device to run on.", choices=("cpu", "gpu"))
+    device: str = _f("auto", "Device to run on (auto: GPU if available).", choices=DEVICES)
     json: bool = _f(False, "Print a machine-readable JSON summary as the last line.")
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from paddle_lm.config.ranges import SEED_RANGE, _f, check_fields, show_value
 from paddle_lm.errors import UserError
 
+#: --device values; auto picks the GPU when Paddle is built with CUDA and sees one (paddle_lm.device).
+DEVICES = ("auto", "cpu", "gpu")
 DATA_ROOT = os.environ.get("PADDLE_LM_DATA_DIR", "data")
 SAMPLE_ROOT = os.path.join(DATA_ROOT, "sample")
 SAMPLE_LM_DIR = os.path.join(SAMPLE_ROOT, "1-billion-word")
@@ -132,8 +134,11 @@ FAMILY_TRAIN_DEFAULTS: dict[str, dict] = {
 @dataclass
 class TrainConfig:
     save_dir: str = _f("./checkpoints", "Where checkpoints and metrics.jsonl are written.", legal="non-empty")
-    init_from_ckpt: str = _f("", "Checkpoint prefix to resume from, e.g. ./checkpoints/10000 (no suffix).")
-    device: str = _f("cpu", "Device to train on.", choices=("cpu", "gpu"))
+    init_from_ckpt: str = _f("", "Checkpoint prefix to resume from, e.g. ./checkpoints/10000 (no suffix); latest = "
+                             "the newest checkpoint in --save_dir; auto = that, or start afresh when there is "
+                             "none (restart a preempted job with the same command line).")
+    device: str = _f("auto", "Device to train on; auto = the GPU when Paddle has CUDA and one is visible, else "
+                     "the CPU.", choices=DEVICES)
     batch_size: int = _f(32, "Rows (sentence streams) per rank per step.", legal=">= 1")
     unroll_steps: int = _f(20, "Tokens per row per step (truncated BPTT length).", legal=">= 1")
     block_size: int = _f(128, "Tokens per training block (GPT-2; at most --max_position_embeddings).", legal=">= 1")
@@ -163,6 +168,8 @@ class TrainConfig:
     seed: int = _f(1234, "Random seed (rank r uses seed + r for dropout).", legal=SEED_RANGE)
     save_steps: int = _f(1000, "Save a checkpoint every N steps.", legal=">= 1")
     logging_steps: int = _f(10, "Log a metrics line every N steps.", legal=">= 1")
+    visualdl: bool = _f(True, "Also log the metrics for VisualDL under {save_dir}/vdl (visualdl --logdir "
+                        "{save_dir}/vdl).")
     keep_last: int = _f(0, "Keep only the newest N step checkpoints (0 keeps all).", legal=">= 0",
                        hint="0 keeps all")
     overwrite: bool = _f(False, "Start afresh even if --save_dir already holds checkpoints (they are replaced).")
@@ -172,7 +179,7 @@ class TrainConfig:
 class EvalConfig:
     init_from_ckpt: str = _f("", "Checkpoint prefix to evaluate, e.g. ./checkpoints/final.",
                              legal="non-empty")
-    device: str = _f("cpu", "Device to evaluate on.", choices=("cpu", "gpu"))
+    device: str = _f("auto", "Device to evaluate on (auto: GPU if available).", choices=DEVICES)
     batch_size: int = _f(32, "Rows per step.", legal=">= 1")
     unroll_steps: int = _f(20, "Tokens per row per step.", legal=">= 1")
     max_steps: int = _f(0, "Evaluate only this many steps (0 = the whole held-out set).", legal=">= 0",

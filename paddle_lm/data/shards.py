@@ -17,15 +17,15 @@ reads windows through memory maps: its RAM does not grow with the corpus.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
-from array import array
 
 import numpy as np
 from tqdm import tqdm
 
 from paddle_lm.data.chars import char_table
-from paddle_lm.data.vocab import BOS, EOS, Vocab, expand_glob, read_lines
+from paddle_lm.data.vocab import BOS, EOS, Vocab, expand_glob
 from paddle_lm.errors import UserError
 from paddle_lm.fsio import atomic_save_npy, atomic_write_text, file_lock
 
@@ -50,32 +50,97 @@ def shard_key(path: str) -> str:
     return f"{os.path.basename(path)}.{hashlib.sha1(raw.encode()).hexdigest()[:12]}"
 
 
+CHUNK_BYTES = 8 << 20  # text decoded and encoded at a time: bounds the encoder's memory per shard
+
+
+def _text_chunks(path: str):
+    """(first line number, decoded text) of consecutive pieces of a UTF-8 file, each ending at a newline;
+    undecodable bytes raise a UserError naming the file and line (as `read_lines`)."""
+    line_no, rest = 1, b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(CHUNK_BYTES)
+            data = rest + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            piece, rest = data[:cut], data[cut:]
+            if piece:
+                try:
+                    text = piece.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    bad_line = line_no + piece.count(b"\n", 0, e.start)
+                    column = e.start - (piece.rfind(b"\n", 0, e.start) + 1)
+                    raise UserError(f"{path}:{bad_line}: not valid UTF-8 ({e.reason} at byte {column}); "
+                                    f"re-encode the file as UTF-8") from None
+                yield line_no, text
+                line_no += piece.count(b"\n")
+            if not block:
+                return
+
+
+def _encode_text(text: str, types: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Stream ids ``<S> w.. </S> <S> ..`` of the non-blank lines of `text` and each sentence's ``<S>`` offset,
+    adding unseen strings to `types` (first occurrence order). Splitting and lookups run in C (str.split, map)."""
+    sentences = [words for words in map(str.split, text.split("\n")) if words]
+    lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))  # [S]
+    flat = list(itertools.chain.from_iterable(sentences))
+    for w in dict.fromkeys(flat):  # each distinct string of the piece once
+        if w not in types:
+            types[w] = len(types)
+    starts = np.zeros(len(sentences), dtype=np.int64)  # [S] offset of each <S>
+    np.cumsum(lengths[:-1] + 2, out=starts[1:])
+    ids = np.empty(len(flat) + 2 * len(sentences), dtype=np.uint32)  # [n]
+    is_word = np.ones(len(ids), dtype=bool)
+    is_word[starts] = is_word[starts + lengths + 1] = False
+    ids[starts], ids[starts + lengths + 1] = types[BOS], types[EOS]
+    ids[is_word] = np.fromiter(map(types.__getitem__, flat), dtype=np.uint32, count=len(flat))
+    return ids, starts
+
+
 def encode_shard(path: str, prefix: str) -> dict:
     """Encode one tokenized text file into ``prefix.*`` arrays (see module doc); returns its meta."""
     types: dict[str, int] = {BOS: 0, EOS: 1}
-    ids = array("I")
-    starts = array("q")
-    for _, line in read_lines(path):
-        words = line.split()
-        if not words:
-            continue
-        starts.append(len(ids))
-        ids.append(0)
-        for w in words:
-            t = types.get(w)
-            if t is None:
-                t = types[w] = len(types)
-            ids.append(t)
-        ids.append(1)
-    if not ids:
+    ids, starts, n = [], [], 0
+    for _, text in _text_chunks(path):
+        piece_ids, piece_starts = _encode_text(text, types)
+        ids.append(piece_ids)
+        starts.append(piece_starts + n)
+        n += len(piece_ids)
+    if not n:
         raise UserError(f"{path}: no sentences (the file holds only blank lines)")
-    atomic_save_npy(prefix + ".ids.npy", np.frombuffer(ids, dtype=np.uint32))
-    atomic_save_npy(prefix + ".sents.npy", np.frombuffer(starts, dtype=np.int64))
+    atomic_save_npy(prefix + ".ids.npy", np.concatenate(ids))
+    atomic_save_npy(prefix + ".sents.npy", np.concatenate(starts))
     atomic_write_text(prefix + ".types.txt", "\n".join(types) + "\n")
-    meta = {"source": os.path.abspath(path), "n_tokens": len(ids), "n_sentences": len(starts),
+    meta = {"source": os.path.abspath(path), "n_tokens": n, "n_sentences": int(sum(len(s) for s in starts)),
             "n_types": len(types), "format": FORMAT_VERSION}
     atomic_write_text(prefix + ".meta.json", json.dumps(meta))
     return meta
+
+
+def rank_order(n: int, rank: int, world: int) -> list[int]:
+    """Shard indices in the order rank `rank` of `world` visits them: its own share first (every world-th shard
+    from `rank`), then the others (by then done, or being encoded by their rank and waited for under the lock)."""
+    return [*range(rank, n, world), *(i for i in range(n) if i % world != rank)]
+
+
+def encode_shards(jobs: list[tuple[str, str, str]], encode, rank: int = 0, world: int = 1,
+                  progress: bool = True) -> list[dict]:
+    """The meta of every job ``(source path, lock path, meta path)``, calling ``encode(i)`` under the job's lock
+    for those without a meta file yet. Ranks starting together take their own shares first, so they encode in
+    parallel and each shard exactly once."""
+    pending = {i for i, (_, _, meta) in enumerate(jobs) if not os.path.exists(meta)}
+    metas: list[dict] = [{} for _ in jobs]
+    with tqdm(total=sum(os.path.getsize(jobs[i][0]) for i in pending), unit="B", unit_scale=True,
+              desc="encoding shards", disable=not progress or not pending) as bar:
+        for i in rank_order(len(jobs), rank, world):
+            source, lock, meta_path = jobs[i]
+            with file_lock(lock):
+                if not os.path.exists(meta_path):
+                    encode(i)
+                with open(meta_path, encoding="utf-8") as f:
+                    metas[i] = json.load(f)
+            if i in pending:
+                bar.update(os.path.getsize(source))
+    return metas
 
 
 class Shard:
@@ -101,7 +166,8 @@ class Shard:
             with file_lock(self.prefix + ".lock"):
                 types = self.types()
                 if not os.path.exists(map_path):
-                    atomic_save_npy(map_path, np.array([vocab.id(t) for t in types], dtype=np.int32))
+                    word_ids = map(vocab.index.get, types, itertools.repeat(vocab.unk))  # vocab.id, in C
+                    atomic_save_npy(map_path, np.fromiter(word_ids, dtype=np.int32, count=len(types)))
                 if max_chars and not os.path.exists(chars_path):
                     atomic_save_npy(chars_path, char_table(types, max_chars))
         self.word_of_type = np.load(map_path, mmap_mode="r", allow_pickle=False)
@@ -116,30 +182,19 @@ class EncodedCorpus:
     """
 
     def __init__(self, pattern: str, vocab: Vocab, *, what: str = "--train_data_path", cache_dir: str = "",
-                 max_chars: int | None = 50, progress: bool = True):
+                 max_chars: int | None = 50, progress: bool = True, rank: int = 0, world: int = 1):
         paths = expand_glob(pattern, what)
         self.vocab, self.max_chars = vocab, max_chars
-        self.shards: list[Shard] = []
-        todo = []
+        prefixes = []
         for p in paths:
             cdir = cache_dir or default_cache_dir(p)
             os.makedirs(cdir, exist_ok=True)
-            prefix = os.path.join(cdir, shard_key(p))
-            todo.append((p, prefix))
-        total_bytes = sum(os.path.getsize(p) for p, pre in todo if not os.path.exists(pre + ".meta.json"))
-        with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="encoding shards",
-                  disable=not progress or total_bytes == 0) as bar:
-            for p, prefix in todo:
-                with file_lock(prefix + ".lock"):
-                    if os.path.exists(prefix + ".meta.json"):
-                        with open(prefix + ".meta.json") as f:
-                            meta = json.load(f)
-                    else:
-                        meta = encode_shard(p, prefix)
-                        bar.update(os.path.getsize(p))
-                shard = Shard(prefix, meta)
-                shard.bind(vocab, max_chars)
-                self.shards.append(shard)
+            prefixes.append(os.path.join(cdir, shard_key(p)))
+        jobs = [(p, pre + ".lock", pre + ".meta.json") for p, pre in zip(paths, prefixes)]
+        metas = encode_shards(jobs, lambda i: encode_shard(paths[i], prefixes[i]), rank, world, progress)
+        self.shards = [Shard(pre, meta) for pre, meta in zip(prefixes, metas)]
+        for i in rank_order(len(self.shards), rank, world):
+            self.shards[i].bind(vocab, max_chars)
         lengths = np.array([s.n_tokens for s in self.shards], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # [n_shards + 1]
         self.n_tokens = int(self.offsets[-1])

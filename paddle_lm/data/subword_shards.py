@@ -19,13 +19,12 @@ import os
 from array import array
 
 import numpy as np
-from tqdm import tqdm
 
-from paddle_lm.data.shards import default_cache_dir, shard_key
+from paddle_lm.data.shards import default_cache_dir, encode_shards, shard_key
 from paddle_lm.data.subword import GPT2_EOS, detect_kind, encode_lines, fast_tokenizer, tokenizer_identity
 from paddle_lm.data.vocab import expand_glob, read_lines
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_save_npy, atomic_write_text, file_lock
+from paddle_lm.fsio import atomic_save_npy, atomic_write_text
 
 _CHUNK = 10000  # lines encoded per call
 SEPARATOR = {"bert": "[SEP]", "gpt2": GPT2_EOS}  # appended after every sentence
@@ -69,38 +68,31 @@ class SubwordCorpus:
     """
 
     def __init__(self, pattern: str, tokenizer_dir: str, *, what: str = "--train_data_path", cache_dir: str = "",
-                 progress: bool = True):
+                 progress: bool = True, rank: int = 0, world: int = 1):
         paths = expand_glob(pattern, what)
         ident, kind = tokenizer_identity(tokenizer_dir), detect_kind(tokenizer_dir)
-        fast = None
-        self.shards: list[np.ndarray] = []
-        self.n_sentences = 0
-        todo = []
+        keys = []
         for p in paths:
             cdir = cache_dir or default_cache_dir(p)
             os.makedirs(cdir, exist_ok=True)
-            todo.append((p, os.path.join(cdir, shard_key(p)), f"{TAG[kind]}-{ident}"))
-        pending = [p for p, key, tag in todo if not os.path.exists(f"{key}.{tag}.meta.json")]
-        with tqdm(total=sum(os.path.getsize(p) for p in pending), unit="B", unit_scale=True,
-                  desc="encoding shards", disable=not progress or not pending) as bar:
-            for p, key, tag in todo:
-                prefix = f"{key}.{tag}"
-                with file_lock(key + ".lock"):
-                    if os.path.exists(prefix + ".meta.json"):
-                        with open(prefix + ".meta.json") as f:
-                            meta = json.load(f)
-                    else:
-                        if fast is None:
-                            fast = fast_tokenizer(tokenizer_dir, kind)
-                        meta = encode_subword_shard(p, prefix, fast, fast.token_to_id(SEPARATOR[kind]))
-                        bar.update(os.path.getsize(p))
-                self.shards.append(np.load(prefix + ".npy", mmap_mode="r", allow_pickle=False))  # [n_tokens_i] uint32
-                self.n_sentences += meta["n_sentences"]
+            keys.append(os.path.join(cdir, shard_key(p)))
+        prefixes = [f"{key}.{TAG[kind]}-{ident}" for key in keys]
+        fast = []  # the tokenizer, loaded on first use
+
+        def encode(i: int) -> None:
+            if not fast:
+                fast.append(fast_tokenizer(tokenizer_dir, kind))
+            encode_subword_shard(paths[i], prefixes[i], fast[0], fast[0].token_to_id(SEPARATOR[kind]))
+
+        jobs = [(p, key + ".lock", pre + ".meta.json") for p, key, pre in zip(paths, keys, prefixes)]
+        metas = encode_shards(jobs, encode, rank, world, progress)
+        self.shards = [np.load(pre + ".npy", mmap_mode="r", allow_pickle=False) for pre in prefixes]  # [n_i] uint32
+        self.n_sentences = sum(meta["n_sentences"] for meta in metas)
         lengths = np.array([len(s) for s in self.shards], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # [n_shards + 1]
         self.n_tokens = int(self.offsets[-1])
-        keys = "|".join(os.path.basename(key) for _, key, _ in todo)
-        self.identity = hashlib.sha1(f"{keys}|{ident}".encode()).hexdigest()[:16]
+        names = "|".join(os.path.basename(key) for key in keys)
+        self.identity = hashlib.sha1(f"{names}|{ident}".encode()).hexdigest()[:16]
 
     def gather(self, start: int, end: int) -> tuple[np.ndarray, None]:
         start, end = max(start, 0), min(end, self.n_tokens)

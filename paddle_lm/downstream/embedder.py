@@ -91,7 +91,7 @@ class ELMoEmbedder:
       gradients, to train a downstream model on top of ELMo (and fine-tune it).
     """
 
-    def __init__(self, params_file: str, batch_size: int = 64, device: str = "cpu", progress: bool = True,
+    def __init__(self, params_file: str, batch_size: int = 64, device: str = "auto", progress: bool = True,
                  *, flag: str = "params_file"):
         from paddle_lm.evaluation import load_model
 

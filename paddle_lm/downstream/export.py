@@ -52,7 +52,7 @@ class StackedEncoder(nn.Layer):
         return paddle.stack(layers, axis=1)  # [B, L, T, 2P]
 
 
-def export_embedder(params_file: str, output: str, device: str = "cpu", flag: str = "--init_from_ckpt") -> list:
+def export_embedder(params_file: str, output: str, device: str = "auto", flag: str = "--init_from_ckpt") -> list:
     """Save checkpoint ``params_file``'s encoder as a static inference model at prefix ``output``.
 
     Writes ``{output}.json`` + ``{output}.pdiparams`` (``paddle.jit.save``; inputs ``char_ids`` int32
@@ -98,7 +98,7 @@ class ExportedELMo:
     as in ``export_embedder``); ``encode(sentences)`` adds the boundaries, batches by length and strips them.
     """
 
-    def __init__(self, prefix: str, batch_size: int = 64, device: str = "cpu", progress: bool = True):
+    def __init__(self, prefix: str, batch_size: int = 64, device: str = "auto", progress: bool = True):
         meta_path = prefix + META_SUFFIX
         if not os.path.isfile(meta_path):
             raise UserError(f"{prefix!r} is not an exported paddle-lm ELMo (no {meta_path}); "
@@ -171,7 +171,7 @@ def read_tokenized(path: str, flag: str = "--input") -> list[list[str]]:
     return sentences
 
 
-def embed_file(params_file: str, input_path: str, output: str, batch_size: int = 64, device: str = "cpu",
+def embed_file(params_file: str, input_path: str, output: str, batch_size: int = 64, device: str = "auto",
                progress: bool = True) -> int:
     """Encode every line of ``input_path`` and write ``output`` (``.npz``, or ``.h5``/``.hdf5`` with h5py).
 

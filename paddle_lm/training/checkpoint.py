@@ -146,6 +146,39 @@ def resolve_prefix(arg: str, flag: str = "--init_from_ckpt", allow_suffix: bool 
     return arg
 
 
+RESUME_NEWEST = ("latest", "auto")  # --init_from_ckpt values resolved in --save_dir
+
+
+def newest(folder: str) -> str:
+    """Name of the most recently committed checkpoint in `folder` ("" when none): the largest ``saved_at`` in
+    the sidecars (so a run resumed from an earlier step wins over the steps it abandoned), then the step."""
+    best, key = "", None
+    for name in list_checkpoints(folder):
+        try:
+            side = read_sidecar(os.path.join(folder, name))
+        except UserError:
+            continue
+        k = (float(side.get("saved_at", 0.0)), int(side.get("step", 0)), name == "final")
+        if key is None or k > key:
+            best, key = name, k
+    return best
+
+
+def resolve_resume(arg: str, save_dir: str) -> str:
+    """The checkpoint prefix that ``--init_from_ckpt ARG`` names: a prefix, ``latest`` (the newest checkpoint in
+    `save_dir`, which must exist) or ``auto`` (the newest, or "" to start afresh when there is none) — so a
+    preempted job restarts with the same command line."""
+    if arg not in RESUME_NEWEST:
+        return resolve_prefix(arg) if arg else ""
+    name = newest(save_dir)
+    if not name:
+        if arg == "auto":
+            return ""
+        raise UserError(f"--init_from_ckpt latest: --save_dir {save_dir!r} holds no checkpoint yet; use "
+                        f"--init_from_ckpt auto to start afresh when there is none")
+    return os.path.join(save_dir, name)
+
+
 def _available(folder: str) -> str:
     found = list_checkpoints(folder)
     return f"; checkpoints in {folder}: {', '.join(found)}" if found else ""

@@ -1,11 +1,17 @@
-"""`metrics.jsonl`: one JSON line per logging interval, and the loss-curve plot made from it."""
+"""`metrics.jsonl`: one JSON line per logging interval (and the same scalars for VisualDL under
+``{save_dir}/vdl``: ``visualdl --logdir checkpoints/vdl``), and the loss-curve plot made from it."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
 from paddle_lm.errors import UserError
+
+METRICS_FILE = "metrics.jsonl"
+VDL_DIR = "vdl"
+SCALARS = ("loss", "ppl", "lr", "grad_norm", "tokens_per_s")
 from paddle_lm.fsio import atomic_write_text, json_line, os_error
 
 
@@ -16,19 +22,35 @@ class MetricsLog:
     always describes one consistent history.
     """
 
-    def __init__(self, save_dir: str, resume_step: int = 0):
-        self.path = os.path.join(save_dir, "metrics.jsonl")
+    def __init__(self, save_dir: str, resume_step: int = 0, visualdl: bool = True):
+        self.path = os.path.join(save_dir, METRICS_FILE)
         os.makedirs(save_dir, exist_ok=True)
         if os.path.exists(self.path):
             kept = [r for r in read_metrics(self.path) if resume_step and r["step"] <= resume_step]
             atomic_write_text(self.path, "".join(json_line(r) + "\n" for r in kept))
+        self.vdl = None
+        if visualdl:
+            from visualdl import LogWriter  # a new records file per run; a resumed run's steps follow on
+
+            self.vdl = LogWriter(logdir=os.path.join(save_dir, VDL_DIR))
 
     def write(self, record: dict) -> None:
         try:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json_line(record) + "\n")
+            if self.vdl is not None:
+                for key in SCALARS:
+                    value = record.get(key)
+                    if isinstance(value, (int, float)) and math.isfinite(value):
+                        self.vdl.add_scalar(tag=f"train/{key}", step=record["step"], value=value)
+                self.vdl.flush()
         except OSError as e:
             raise os_error(e, self.path) from None
+
+    def close(self) -> None:
+        if self.vdl is not None:
+            self.vdl.close()
+            self.vdl = None
 
 
 def read_metrics(path: str) -> list[dict]:

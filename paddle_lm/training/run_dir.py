@@ -9,15 +9,17 @@ a launched run stops on all ranks with the same line.
 from __future__ import annotations
 
 import os
+import shutil
 
 from paddle_lm.config import TrainConfig
 from paddle_lm.errors import UserError
 from paddle_lm.fsio import HeldLock, writable_dir
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
+from paddle_lm.training.metrics import METRICS_FILE, VDL_DIR
 
 LOCK_FILE = ".paddle_lm.lock"
-RUN_FILES = ("metrics.jsonl",)  # besides checkpoints, what --overwrite removes
+RUN_FILES = (METRICS_FILE, VDL_DIR)  # besides checkpoints, what --overwrite removes
 
 
 def _check_fresh(cfg: TrainConfig, resume: str) -> None:
@@ -39,7 +41,9 @@ def _take(cfg: TrainConfig, resume: str) -> HeldLock:
                 ckpt.remove_checkpoint(cfg.save_dir, name)
             for name in RUN_FILES:
                 path = os.path.join(cfg.save_dir, name)
-                if os.path.exists(path):
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                elif os.path.exists(path):
                     os.remove(path)
     except (UserError, OSError) as e:
         lock.release()

@@ -58,10 +58,11 @@ def _read(path: str) -> str | None:
 
 
 def open_corpus(pattern: str, vocab: Vocab, data: DataConfig, model_cfg: ModelConfig, what: str,
-                progress: bool) -> EncodedCorpus:
-    """The word-id corpus of `pattern` (with char ids for ELMo)."""
+                progress: bool, rank: int = 0, world: int = 1) -> EncodedCorpus:
+    """The word-id corpus of `pattern` (with char ids for ELMo); ranks opening it together encode in parallel."""
     chars = data.max_characters_per_token if model_cfg.model == "elmo" else None
-    return EncodedCorpus(pattern, vocab, what=what, cache_dir=data.cache_dir, max_chars=chars, progress=progress)
+    return EncodedCorpus(pattern, vocab, what=what, cache_dir=data.cache_dir, max_chars=chars, progress=progress,
+                         rank=rank, world=world)
 
 
 class WordSource:
@@ -83,7 +84,7 @@ class WordSource:
 
     def open(self, model_cfg: ModelConfig, rank: int, world: int) -> None:
         corpus = open_corpus(self.data.train_data_path, self.vocab, self.data, model_cfg, "--train_data_path",
-                             self.progress)
+                             self.progress, rank, world)
         self.stream = BPTTStream(corpus, self.cfg.batch_size, self.cfg.unroll_steps, rank, world)
         self.corpus, self.steps_per_epoch = corpus, self.stream.steps_per_epoch
         self.tokens_per_batch = self.cfg.batch_size * self.cfg.unroll_steps
@@ -169,7 +170,7 @@ class SubwordSource:
     def open(self, model_cfg: ModelConfig, rank: int, world: int) -> None:
         seq_len = check_seq_len(model_cfg, self.cfg)
         corpus = SubwordCorpus(self.data.train_data_path, self.tokenizer_dir, what="--train_data_path",
-                               cache_dir=self.data.cache_dir, progress=self.progress)
+                               cache_dir=self.data.cache_dir, progress=self.progress, rank=rank, world=world)
         if self.model == "bert":
             blocks = masked_blocks(corpus, self.tokenizer_dir, seq_len, rank=rank, world=world, seed=self.cfg.seed,
                                    mlm_probability=self.cfg.mlm_probability,

@@ -25,7 +25,7 @@ from paddle_lm.config import (
 from paddle_lm.device import set_device, to_tensors
 from paddle_lm.errors import Diverged, Interrupted, UserError
 from paddle_lm.models import STAT_KEYS, build_model
-from paddle_lm.models.sampled_softmax import LogUniformSampler
+from paddle_lm.models.sampled_softmax import LogUniformSampler, full_softmax_note
 from paddle_lm.models.transformer_lm import config_from_pretrained, load_pretrained_weights
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
@@ -66,8 +66,8 @@ class Trainer:
         self.cfg, self.data = cfg, data
         self.rank, self.world = dist.rank_and_world()
         self.progress = progress and self.rank == 0
-        set_device(cfg.device)
-        resume = ckpt.resolve_prefix(cfg.init_from_ckpt) if cfg.init_from_ckpt else ""
+        self.device = set_device(cfg.device)
+        resume = ckpt.resolve_resume(cfg.init_from_ckpt, cfg.save_dir)
         side = ckpt.read_sidecar(resume) if resume else None
         dist.init(self.world)
         self.lock = claim_save_dir(cfg, resume, self.rank, self.world)  # held until close()
@@ -111,6 +111,11 @@ class Trainer:
         if pretrained:
             load_pretrained_weights(self.model, pretrained)
         self.sampler = None
+        if not cfg.n_negative_samples and model_cfg.model not in TRANSFORMERS:
+            directions = 2 if model_cfg.model == "elmo" else 1
+            note = full_softmax_note(self.source.tokens_per_batch * directions, self.source.vocab_size)
+            if note and self.progress:
+                print(f"[paddle-lm] note: {note}", flush=True)
         if cfg.n_negative_samples:
             if cfg.n_negative_samples >= self.source.vocab_size:
                 raise UserError(f"--n_negative_samples {cfg.n_negative_samples} must be smaller than the "
@@ -118,7 +123,7 @@ class Trainer:
             self.sampler = LogUniformSampler(self.source.vocab_size, cfg.n_negative_samples)
         self.opt, self.sched = build_optimizer(dataclasses.replace(cfg, warmup_steps=warmup), self.model,
                                                self.total_steps)
-        self.step, self.state, self.saved = 0, None, ""
+        self.step, self.state, self.saved, self.resumed_metrics = 0, None, "", {}
         self.last_good = resume  # the newest checkpoint known to be complete and finite
         if side is not None:
             self._load(resume, side)
@@ -140,6 +145,7 @@ class Trainer:
         self.model.set_state_dict(ckpt.load_params(prefix, side))
         self.opt.set_state_dict(ckpt.load_optimizer(prefix, side))
         self.step = int(side["step"])
+        self.resumed_metrics = side.get("metrics") or {}
         carried = ckpt.load_carried(prefix, side)
         B = self.cfg.batch_size
         if carried and (self.step * self.accum) % self.source.steps_per_epoch:
@@ -159,7 +165,7 @@ class Trainer:
                 "model_config": dataclasses.asdict(self.model_cfg), "train_config": dataclasses.asdict(self.cfg),
                 "data": self.source.sidecar(),
                 "geometry": self.geometry(), "rng": {"scheme": RNG_SCHEME, "seed": self.cfg.seed},
-                "metrics": last or {},
+                "metrics": last or {}, "saved_at": time.time(),
             }
             ckpt.save_checkpoint(prefix, self.model.state_dict(), self.opt.state_dict(),
                                  {f"s{i}": a for i, a in enumerate(gathered)}, sidecar)
@@ -172,10 +178,15 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def run(self) -> dict:
         cfg = self.cfg
+        if self.step >= self.total_steps:  # e.g. --init_from_ckpt auto after the run already finished
+            if self.progress:
+                print(f"[paddle-lm] {self.last_good} is at step {self.step} of {self.total_steps}: nothing to train "
+                      f"(raise --max_steps or --epochs to continue)", flush=True)
+            return self.resumed_metrics
         log = None
         if self.rank == 0:
             self.source.prepare_save_dir(cfg.save_dir)
-            log = MetricsLog(cfg.save_dir, self.step)
+            log = MetricsLog(cfg.save_dir, self.step, visualdl=cfg.visualdl)
         dist.barrier(self.world)
         self.net.train()
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.progress,
@@ -225,6 +236,8 @@ class Trainer:
                                           f"--init_from_ckpt={prefix}", stop.signum or signal.SIGTERM)
             finally:
                 bar.close()
+                if log is not None:
+                    log.close()
             self.save("final", last)
         return last or {}
 
@@ -273,7 +286,8 @@ def _announce_and_run(trainer: Trainer, progress: bool) -> dict:
         c = trainer.source.corpus
         n_params = sum(int(np.prod(p.shape)) for p in trainer.model.parameters())
         print(f"[paddle-lm] {trainer.model_cfg.model}: {n_params:,} parameters; vocab {trainer.model_cfg.vocab_size:,}; "
-              f"corpus {c.n_sentences:,} sentences / {c.n_tokens:,} tokens; {trainer.world} rank(s); "
+              f"corpus {c.n_sentences:,} sentences / {c.n_tokens:,} tokens; {trainer.world} rank(s) on "
+              f"{trainer.device}; "
               f"{trainer.steps_per_epoch:,} steps per epoch; training to step {trainer.total_steps:,}",
               flush=True)
     return trainer.run()
