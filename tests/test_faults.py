@@ -290,7 +290,8 @@ def test_disk_full_in_a_real_run_stops_with_one_line(tiny_corpus, tmpfs, monkeyp
     from paddle_lm.training import checkpoint as ckpt
 
     save = os.path.join(tmpfs, "run")
-    argv = [*data_flags(tiny_corpus), *TINY, "--max_steps", "1000", "--save_steps", "1", "--save_dir", save]
+    argv = [*data_flags(tiny_corpus), *TINY, "--max_steps", "1000", "--save_steps", "1", "--keep_last", "0",
+            "--save_dir", save]
     code, _, err = run_inproc("run_pretrain.py", argv, monkeypatch)
     assert_one_line_error(code, err, "No space left on device", "previous files are intact")
     names = ckpt.list_checkpoints(save)

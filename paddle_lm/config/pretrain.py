@@ -170,8 +170,9 @@ class TrainConfig:
     logging_steps: int = _f(10, "Log a metrics line every N steps.", legal=">= 1")
     visualdl: bool = _f(True, "Also log the metrics for VisualDL under {save_dir}/vdl (visualdl --logdir "
                         "{save_dir}/vdl).")
-    keep_last: int = _f(0, "Keep only the newest N step checkpoints (0 keeps all).", legal=">= 0",
-                       hint="0 keeps all")
+    keep_last: int = _f(5, "Keep only the newest N step checkpoints (0 keeps all); final is always kept. An "
+                        "elmo-original checkpoint is GBs (README), so all of a 10-epoch run's would be TBs.",
+                        legal=">= 0", hint="0 keeps all")
     overwrite: bool = _f(False, "Start afresh even if --save_dir already holds checkpoints (they are replaced).")
 
 

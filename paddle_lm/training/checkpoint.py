@@ -22,7 +22,9 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import re
+import threading
 
 import numpy as np
 
@@ -52,10 +54,11 @@ class _Hashing:
         self.f.flush()
 
 
-def _write_data(path: str, data: bytes) -> dict:
+def _write_data(path: str, write) -> dict:
+    """``write(f)`` into `path` atomically through a counting, hashing wrapper; the sidecar's entry for it."""
     with atomic_write(path) as f:
         h = _Hashing(f)
-        h.write(data)
+        write(h)
     return {"file": os.path.basename(path), "bytes": h.size, "sha256": h.sha.hexdigest()}
 
 
@@ -74,10 +77,41 @@ def check_finite(state: dict, what: str) -> None:
             raise UserError(f"refusing to save {what}: {key} holds non-finite values")
 
 
-def save_checkpoint(prefix: str, params: dict, opt_state: dict, carried: dict[str, np.ndarray], sidecar: dict) -> None:
-    """Write a checkpoint and commit it with one rename of its sidecar (see the module doc)."""
-    import paddle
+NAME_TABLE = "StructuredToParameterName@@"  # what paddle.save adds to a state dict: key -> parameter name
 
+
+def host_state(state: dict) -> dict:
+    """A host snapshot of a model or optimizer state dict: every tensor (nested dicts too) as its own numpy
+    copy, other values as they are, plus paddle.save's name table — the layout ``paddle.save`` pickles, so
+    ``paddle.load`` reads the file as usual. Training may go on changing the tensors while it is written."""
+    out, names = {}, {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            out[key] = {k: v for k, v in host_state(value).items() if k != NAME_TABLE}
+        elif hasattr(value, "numpy") and hasattr(value, "name"):  # a paddle Tensor: .numpy() copies
+            out[key], names[key] = value.numpy(), value.name
+        else:
+            out[key] = value
+    out[NAME_TABLE] = names
+    return out
+
+
+def _pickler(obj):
+    """A writer pickling `obj` (protocol 4, paddle.save's) straight into a file. No memo ("fast" mode: a state
+    dict shares nothing), so each array's bytes are freed once written instead of kept until the end."""
+    def write(f) -> None:
+        p = pickle.Pickler(f, protocol=4)
+        p.fast = True
+        p.dump(obj)
+    return write
+
+
+def save_checkpoint(prefix: str, params: dict, opt_state: dict, carried: dict[str, np.ndarray], sidecar: dict) -> None:
+    """Write a checkpoint and commit it with one rename of its sidecar (see the module doc).
+
+    `params` / `opt_state` are state dicts of tensors or `host_state` snapshots; each is pickled straight into
+    its file (no second copy of the whole pickle in memory)."""
+    params, opt_state = (s if NAME_TABLE in s else host_state(s) for s in (params, opt_state))
     check_finite(params, prefix)
     check_finite(opt_state, prefix)
     folder, name = os.path.split(os.path.abspath(prefix))
@@ -86,13 +120,13 @@ def save_checkpoint(prefix: str, params: dict, opt_state: dict, carried: dict[st
     slot = SLOTS[1] if old and any(f == name + SLOTS[0] + s for s in DATA_SUFFIXES for f in old) else SLOTS[0]
     base = os.path.join(folder, name + slot)
     files = {}
-    writers = {".pdparams": lambda f: paddle.save(params, f), ".pdopt": lambda f: paddle.save(opt_state, f),
-               ".pdstate": lambda f: np.savez(f, **carried)}
+    carried_npz = io.BytesIO()  # small; np.savez needs a seekable file
+    np.savez(carried_npz, **carried)
+    writers = {".pdparams": _pickler(params), ".pdopt": _pickler(opt_state),
+               ".pdstate": lambda f: f.write(carried_npz.getvalue())}
     try:
         for suf, write in writers.items():
-            buf = io.BytesIO()
-            write(buf)
-            files[suf] = _write_data(base + suf, buf.getvalue())
+            files[suf] = _write_data(base + suf, write)
         atomic_write_json(prefix + ".json", {"format": FORMAT, **sidecar, "files": files})  # the commit
     except BaseException:  # a full disk, Ctrl-C: the uncommitted slot goes, the committed checkpoint stays
         for entry in files.values():
@@ -307,3 +341,37 @@ def prune(folder: str, keep_last: int, newest: int) -> list[str]:
     if doomed:
         fsync_dir(folder)
     return doomed
+
+
+class BackgroundWriter:
+    """Writes checkpoints in a thread while training goes on: `submit(fn)` first waits for the write before
+    (so one snapshot at most is in flight), `check()` re-raises a failed write's error (a full disk) at the
+    next step boundary, `wait()` finishes the write in flight (before exiting or naming a checkpoint)."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _run(self, fn) -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 (handed to the training thread by check() / wait())
+            self._error = e
+
+    def submit(self, fn) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="checkpoint-writer")
+        self._thread.start()
+
+    def check(self) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            self.wait()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+

@@ -43,16 +43,16 @@ def build_optimizer(cfg: TrainConfig, model: paddle.nn.Layer, total_steps: int):
 
 
 @paddle.no_grad()
-def clip_grad_norm(params, max_norm: float) -> float:
-    """Global L2 norm of the parameters' gradients; when above `max_norm` (> 0) they are scaled down to it in
-    place (ClipGradByGlobalNorm's math). The norm is read on the host: the loop stops on a non-finite one."""
+def clip_grad_norm(params, max_norm: float) -> paddle.Tensor:
+    """Global L2 norm of the parameters' gradients (a 0-d tensor, left on the device: the loop reads it with the
+    step's loss statistics in one host sync); with `max_norm` > 0 the gradients are scaled in place by
+    ``max_norm / max(norm, max_norm)`` (ClipGradByGlobalNorm's math)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return 0.0
-    total = paddle.add_n([paddle.sum(paddle.square(g.astype("float32"))) for g in grads])  # []
-    norm = float(paddle.sqrt(total))
-    if max_norm > 0 and math.isfinite(norm) and norm > max_norm:
-        scale = max_norm / norm
+        return paddle.zeros([], dtype="float32")
+    norm = paddle.sqrt(paddle.add_n([paddle.sum(paddle.square(g.astype("float32"))) for g in grads]))  # []
+    if max_norm > 0:
+        scale = max_norm / paddle.maximum(norm, paddle.full([], max_norm, dtype="float32"))  # [] <= 1
         for g in grads:
-            g.scale_(scale)
+            g.multiply_(scale.astype(g.dtype))
     return norm

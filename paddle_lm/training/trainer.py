@@ -31,6 +31,7 @@ from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
 from paddle_lm.training.metrics import MetricsLog
 from paddle_lm.training.optim import build_optimizer, clip_grad_norm
+from paddle_lm.training.prefetch import Prefetcher
 from paddle_lm.training.run_dir import claim_save_dir
 from paddle_lm.training.signals import StopFlag
 from paddle_lm.training.sources import make_source
@@ -70,18 +71,28 @@ class Trainer:
         resume = ckpt.resolve_resume(cfg.init_from_ckpt, cfg.save_dir)
         side = ckpt.read_sidecar(resume) if resume else None
         dist.init(self.world)
+        self.writer = ckpt.BackgroundWriter()
         self.lock = claim_save_dir(cfg, resume, self.rank, self.world)  # held until close()
         try:
             self._build(data, model_cfg, cfg, resume, side)
         except BaseException:
-            self.close()
+            self.close(failing=True)
             raise
 
-    def close(self) -> None:
-        """Release the --save_dir lock (rank 0); the run is over."""
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+    def close(self, failing: bool = False) -> None:
+        """Finish the checkpoint being written and release the --save_dir lock (rank 0); the run is over. While
+        another error is `failing` the run, a write error is not raised over it."""
+        if getattr(self, "prefetch", None) is not None:
+            self.prefetch.close()
+        try:
+            self.writer.wait()
+        except BaseException:
+            if not failing:
+                raise
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
     def _build(self, data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, resume: str,
                side: dict | None) -> None:
@@ -121,6 +132,7 @@ class Trainer:
                 raise UserError(f"--n_negative_samples {cfg.n_negative_samples} must be smaller than the "
                                 f"vocabulary ({self.source.vocab_size} tokens); use 0 for the full softmax")
             self.sampler = LogUniformSampler(self.source.vocab_size, cfg.n_negative_samples)
+        self.prefetch = Prefetcher(self._batch)
         self.opt, self.sched = build_optimizer(dataclasses.replace(cfg, warmup_steps=warmup), self.model,
                                                self.total_steps)
         self.step, self.state, self.saved, self.resumed_metrics = 0, None, "", {}
@@ -152,8 +164,10 @@ class Trainer:
             rows = slice(self.rank * B, (self.rank + 1) * B)
             self.state = [paddle.to_tensor(carried[f"s{i}"][rows]) for i in range(len(carried))]
 
-    def save(self, name: str, last: dict | None) -> str:
-        """Collective: every rank calls it; rank 0 writes ``{save_dir}/{name}.*``."""
+    def save(self, name: str, last: dict | None, wait: bool = False) -> str:
+        """Collective: every rank calls it. Rank 0 copies the state to host memory now and writes
+        ``{save_dir}/{name}.*`` in the background while training goes on; with `wait` (the final and the
+        interrupted save) every rank returns only once it is committed."""
         state = self.state or []
         gathered = dist.gather_rows([t.numpy() for t in state], self.world)
         prefix = os.path.join(self.cfg.save_dir, name)
@@ -167,13 +181,26 @@ class Trainer:
                 "geometry": self.geometry(), "rng": {"scheme": RNG_SCHEME, "seed": self.cfg.seed},
                 "metrics": last or {}, "saved_at": time.time(),
             }
-            ckpt.save_checkpoint(prefix, self.model.state_dict(), self.opt.state_dict(),
-                                 {f"s{i}": a for i, a in enumerate(gathered)}, sidecar)
-            if name != "final":
-                ckpt.prune(self.cfg.save_dir, self.cfg.keep_last, newest=self.step)
-        dist.barrier(self.world)
+            params, opt = ckpt.host_state(self.model.state_dict()), ckpt.host_state(self.opt.state_dict())
+            carried = {f"s{i}": a for i, a in enumerate(gathered)}
+            step, save_dir, keep = self.step, self.cfg.save_dir, self.cfg.keep_last
+
+            def write() -> None:
+                ckpt.save_checkpoint(prefix, params, opt, carried, sidecar)
+                if name != "final":
+                    ckpt.prune(save_dir, keep, newest=step)
+
+            self.writer.submit(write)
         self.saved, self.last_good = str(self.step), prefix
+        if wait:
+            self.flush()
         return prefix
+
+    def flush(self) -> None:
+        """Collective: wait until the checkpoint being written is committed (re-raising its error)."""
+        if self.rank == 0:
+            self.writer.wait()
+        dist.barrier(self.world)
 
     # ----------------------------------------------------------------- loop
     def run(self) -> dict:
@@ -197,19 +224,23 @@ class Trainer:
         with StopFlag() as stop:
             try:
                 while self.step < self.total_steps:
-                    stats = np.zeros(len(STAT_KEYS))
+                    step_stats = 0
                     for k in range(self.accum):
                         micro = self.step * self.accum + k
                         if micro % self.source.steps_per_epoch == 0:
                             self.state = None  # a new epoch starts every row afresh
-                        stats += self._micro_step(micro, k < self.accum - 1)
-                    grad_norm = clip_grad_norm(params, cfg.max_grad_norm)
-                    finite = bool(np.isfinite(stats).all()) and math.isfinite(grad_norm)
+                        step_stats = step_stats + self._micro_step(micro, k < self.accum - 1)  # [4]
+                    norm = clip_grad_norm(params, cfg.max_grad_norm)
+                    host = paddle.concat([step_stats, norm.reshape([1])]).numpy().astype(np.float64)  # the sync
+                    stats, grad_norm = host[:-1], float(host[-1])
+                    finite = bool(np.isfinite(host).all())
                     # The step boundary: every rank learns whether any rank got a signal or a non-finite value.
                     signalled, broken = dist.all_reduce_sum([float(stop.signum > 0), float(not finite)],
                                                             self.world)
                     if broken:
                         self._diverged(stats, grad_norm)
+                    if self.rank == 0:
+                        self.writer.check()  # a background save that failed (a full disk) stops the run here
                     self.opt.step()
                     self.opt.clear_grad()
                     lr_used = float(self.sched.get_lr())
@@ -231,19 +262,22 @@ class Trainer:
                     if self.step % cfg.save_steps == 0 and self.step < self.total_steps:
                         self.save(str(self.step), last)
                     if signalled and self.step < self.total_steps:
-                        prefix = self.last_good if self.saved == str(self.step) else self.save(str(self.step), last)
+                        prefix = self.save(str(self.step), last) if self.saved != str(self.step) else self.last_good
+                        self.flush()
                         raise Interrupted(f"interrupted at step {self.step}; saved {prefix}; resume with "
                                           f"--init_from_ckpt={prefix}", stop.signum or signal.SIGTERM)
             finally:
                 bar.close()
                 if log is not None:
                     log.close()
-            self.save("final", last)
+            self.save("final", last, wait=True)
         return last or {}
 
     def _diverged(self, stats: np.ndarray, grad_norm: float) -> None:
         """Stop before the non-finite update is applied: nothing is saved, nothing pruned."""
         self.opt.clear_grad()
+        if self.rank == 0:
+            self.writer.wait()  # the last good checkpoint named below is committed
         loss = window_loss(stats)
         good = (f"the last good checkpoint is {self.last_good} (resume with --init_from_ckpt={self.last_good} "
                 f"and a lower --lr or --max_grad_norm)") if self.last_good else "no checkpoint was saved yet"
@@ -251,20 +285,26 @@ class Trainer:
                        f"gradient norm {grad_norm:.4g} on rank {self.rank}); the update was not applied and "
                        f"nothing was saved; {good}")
 
-    def _micro_step(self, micro: int, defer_sync: bool) -> np.ndarray:
-        """Forward and backward of micro-batch `micro`, gradients added to the parameters' (summed over
-        ranks unless `defer_sync`); returns its loss statistics."""
-        cfg = self.cfg
-        paddle.seed(cfg.seed + 1000003 * self.rank + micro)
+    def _batch(self, micro: int) -> dict[str, np.ndarray]:
+        """Micro-batch `micro` as numpy arrays: the data and the softmax's negatives (pure in `micro`)."""
         batch = self.source.batch(micro)
         if self.sampler is not None:
-            batch["softmax_samples"] = self.sampler.draw(np.random.default_rng([cfg.seed, self.rank, micro]))
+            batch["softmax_samples"] = self.sampler.draw(np.random.default_rng([self.cfg.seed, self.rank, micro]))
+        return batch
+
+    def _micro_step(self, micro: int, defer_sync: bool) -> paddle.Tensor:
+        """Forward and backward of micro-batch `micro`, gradients added to the parameters' (summed over
+        ranks unless `defer_sync`); returns its loss statistics, left on the device (`[4]`, STAT_KEYS)."""
+        paddle.seed(self.cfg.seed + 1000003 * self.rank + micro)
+        batch = self.prefetch.get(micro)
         sync = self.net.no_sync() if defer_sync and self.world > 1 else contextlib.nullcontext()
         with sync:
             outputs, loss, new_state = self.net(to_tensors(batch), self.state)
             (loss / self.accum if self.accum > 1 else loss).backward()
         self.state = [t.detach() for t in new_state]
-        return np.array([float(outputs[k]) if k in outputs else 0.0 for k in STAT_KEYS])
+        zero = paddle.zeros([], dtype="float32")
+        return paddle.stack([outputs[k].reshape([]).astype("float32") if k in outputs else zero
+                             for k in STAT_KEYS])  # [4]
 
     def _record(self, sums: list[float], lr: float, grad_norm: float, tokens_per_s: float) -> dict:
         loss = window_loss(sums)
@@ -276,9 +316,12 @@ def train(data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: 
     """Train (or resume) a model and return the last logged metrics."""
     trainer = Trainer(data, model_cfg, cfg, progress)
     try:
-        return _announce_and_run(trainer, progress)
-    finally:
-        trainer.close()
+        last = _announce_and_run(trainer, progress)
+    except BaseException:
+        trainer.close(failing=True)
+        raise
+    trainer.close()
+    return last
 
 
 def _announce_and_run(trainer: Trainer, progress: bool) -> dict:
