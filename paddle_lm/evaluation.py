@@ -23,10 +23,11 @@ from paddle_lm.training.sources import masked_blocks, open_corpus
 
 
 def load_model(prefix: str, vocab_file: str | None = None, flag: str = "--init_from_ckpt",
-               allow_suffix: bool = False) -> tuple[paddle.nn.Layer, dict, Vocab]:
+               allow_suffix: bool = False, with_softmax: bool = True) -> tuple[paddle.nn.Layer, dict, Vocab]:
     """(model in eval mode, sidecar, vocabulary) of a checkpoint; the architecture comes from its sidecar.
 
     `vocab_file` defaults to the copy saved beside the checkpoint; another file must be the same vocabulary.
+    ``with_softmax=False``: an ELMo encoder without its softmax (never built, its weights not kept).
     """
     prefix = ckpt.resolve_prefix(prefix, flag, allow_suffix=allow_suffix)
     side = ckpt.read_sidecar(prefix)
@@ -39,7 +40,7 @@ def load_model(prefix: str, vocab_file: str | None = None, flag: str = "--init_f
         raise UserError(f"--vocab_file {vocab_file or saved_vocab!r} does not match checkpoint {prefix}: it has "
                         f"{len(vocab)} tokens (identity {vocab.identity}), the checkpoint was trained with "
                         f"{side['data']['vocab_size']} (identity {side['data']['vocab_identity']})")
-    return _weights(prefix, side), side, vocab
+    return _weights(prefix, side, with_softmax), side, vocab
 
 
 def load_subword_model(prefix: str, tokenizer_dir: str | None = None,
@@ -59,15 +60,21 @@ def load_subword_model(prefix: str, tokenizer_dir: str | None = None,
     return _weights(prefix, side), side, tokenizer_dir or saved
 
 
-def _weights(prefix: str, side: dict) -> paddle.nn.Layer:
+def _weights(prefix: str, side: dict, with_softmax: bool = True) -> paddle.nn.Layer:
     """The model its sidecar describes, with the checkpoint's verified weights, in eval mode."""
-    model = build_model(ModelConfig(**side["model_config"]))
-    missing, unexpected = model.set_state_dict(ckpt.load_params(prefix, side)) or ([], [])
+    model = build_model(ModelConfig(**side["model_config"]), with_softmax)
+    state = ckpt.load_params(prefix, side)
+    if not with_softmax:
+        state = {k: v for k, v in state.items() if not k.startswith(SOFTMAX_PREFIX)}
+    missing, unexpected = model.set_state_dict(state) or ([], [])
     if missing or unexpected:
         raise UserError(f"{prefix}.pdparams does not fit its own config (missing {list(missing)[:3]}, "
                         f"unexpected {list(unexpected)[:3]}); the checkpoint is damaged")
     model.eval()
     return model
+
+
+SOFTMAX_PREFIX = "softmax."  # ELMo's output layer in a state dict
 
 
 @paddle.no_grad()

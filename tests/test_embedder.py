@@ -53,6 +53,22 @@ def test_shapes_and_attributes(emb):
     assert emb.encode([]) == []
 
 
+def test_the_embedder_builds_no_softmax(ckpts, emb):
+    """The encoder alone: the [P, V] softmax is neither built nor trained (--trainable fine-tunes these
+    parameters), and the vectors equal those of the full model's encode."""
+    from paddle_lm.evaluation import load_model
+
+    full, _, _ = load_model(ckpts["elmo"])
+    assert emb.model.softmax is None and full.softmax is not None
+    assert not any(name.startswith("softmax") for name, _ in emb.model.named_parameters())
+    ours = {name for name, _ in emb.model.named_parameters()}
+    assert ours == {name for name, _ in full.named_parameters()} - {"softmax.weight", "softmax.bias"}
+    ids, mask = sentences_char_ids([["<S>", *SENTS[0], "</S>"]])
+    a, _ = emb.model.encode(paddle.to_tensor(ids), paddle.to_tensor(mask))
+    b, _ = full.encode(paddle.to_tensor(ids), paddle.to_tensor(mask))
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a, b))
+
+
 def test_boundaries_added_and_stripped(emb):
     """n tokens in, n vectors out: those of positions 1..n of `<S> tokens </S>` through ELMo.encode."""
     sent = SENTS[0]

@@ -104,7 +104,7 @@ class ELMoEmbedder:
         if kind != "elmo":
             raise UserError(f"{flag} {prefix!r} holds a {kind!r} model, not an ELMo biLM; ELMoEmbedder needs a "
                             f"checkpoint trained with --model elmo")
-        self.model, self.sidecar, self.vocab = load_model(prefix, flag=flag, allow_suffix=True)
+        self.model, self.sidecar, self.vocab = load_model(prefix, flag=flag, allow_suffix=True, with_softmax=False)
         self.prefix = prefix
         self.batch_size = batch_size
         self.progress = progress

@@ -17,13 +17,14 @@ __all__ = ["LSTMLM", "STAT_KEYS", "ELMo", "build_model", "count_parameters"]
 STAT_KEYS = ("fw_loss_sum", "fw_count", "bw_loss_sum", "bw_count")
 
 
-def build_model(cfg: ModelConfig):
-    """Build the network named by ``cfg.model`` ("elmo" or "lstm"); ``cfg.vocab_size`` must be set."""
+def build_model(cfg: ModelConfig, with_softmax: bool = True):
+    """Build the network named by ``cfg.model``; ``cfg.vocab_size`` must be set. ``with_softmax=False`` (ELMo
+    only) leaves out the output softmax: an encoder for the embedder and fine-tuning."""
     if cfg.vocab_size <= 0:
         raise ValueError("ModelConfig.vocab_size must be filled in from the vocabulary before build_model")
     validate_model(cfg)
     if cfg.model == "elmo":
-        return ELMo(cfg)
+        return ELMo(cfg, with_softmax)
     if cfg.model == "lstm":
         return LSTMLM(cfg)
     if cfg.model in ("bert", "gpt2"):

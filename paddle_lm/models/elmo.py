@@ -69,9 +69,12 @@ class ELMo(nn.Layer):
     (train with a sampled softmax over these negatives; see models/sampled_softmax.py). The loss is the mean of the two
     directions' token-weighted mean cross-entropies; ``outputs`` holds ``fw_loss_sum``, ``fw_count``,
     ``bw_loss_sum``, ``bw_count``, ``fw_loss``, ``bw_loss`` (scalars).
+
+    ``with_softmax=False`` builds the encoder alone (``encode`` only; no ``[P, V]`` softmax in memory): what
+    the embedder, the export and fine-tuning need.
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, with_softmax: bool = True):
         super().__init__()
         if cfg.vocab_size <= 0:
             raise ValueError("ModelConfig.vocab_size must be set (from the vocabulary) before building ELMo")
@@ -83,7 +86,7 @@ class ELMo(nn.Layer):
         self.forward_lstm = LSTMStack(cfg)
         self.backward_lstm = LSTMStack(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.softmax = nn.Linear(
+        self.softmax = None if not with_softmax else nn.Linear(
             cfg.projection_dim, cfg.vocab_size,
             weight_attr=paddle.ParamAttr(initializer=nn.initializer.XavierUniform()),
             bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)),
@@ -118,6 +121,8 @@ class ELMo(nn.Layer):
         return layers, fw_state + bw_state
 
     def forward(self, batch: dict, state=None):
+        if self.softmax is None:
+            raise ValueError("this ELMo was built with_softmax=False (an encoder): it has no LM loss")
         layers, new_state = self.encode(batch["char_ids"], batch.get("token_mask"), state)
         b, t = batch["fw_targets"].shape
         fw, bw = paddle.split(layers[-1], 2, axis=-1)  # 2 x [B, T, P]
