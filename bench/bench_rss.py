@@ -1,0 +1,80 @@
+"""Training memory does not grow with the corpus: peak RSS of the same short run on the sample and on a
+1-Billion-Word-shaped corpus of 100 shards that is much larger.
+
+    python bench/bench_rss.py [--tokens 60000000] [--steps 30] [--repeats 2]
+
+The large corpus is the sample repeated into 100 shards (see bench/bench_encode.py); both are encoded before
+timing, so only training is measured: `run_pretrain.py` (elmo-small, 1,024 negatives, 1 process) for `--steps`
+steps, peak RSS read by a wrapper process. Prints the medians as a table and a JSON last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from bench_encode import build_corpus
+
+from paddle_lm.config import SAMPLE_LM_DIR
+
+PROBE = ("import resource,subprocess,sys;r=subprocess.run(sys.argv[1:]).returncode;"
+         "print('RSS_MIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024);sys.exit(r)")
+
+
+def peak_rss(pattern: str, vocab: str, steps: int, tmp: str) -> tuple[float, float]:
+    """(peak RSS MiB, tokens/s) of one short training run on `pattern`."""
+    save = tempfile.mkdtemp(dir=tmp)
+    cmd = [sys.executable, "run_pretrain.py", "--device", "cpu", "--train_data_path", pattern, "--vocab_file", vocab,
+           "--n_negative_samples", "1024", "--max_steps", str(steps), "--logging_steps", str(max(1, steps // 3)),
+           "--save_steps", str(10 * steps), "--save_dir", save, "--no-visualdl"]
+    env = {**os.environ, "MKL_DEBUG_CPU_TYPE": "5", "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    out = subprocess.run([sys.executable, "-c", PROBE, *cmd], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=False)
+    if out.returncode:
+        sys.exit(f"run failed:\n{out.stderr[-2000:]}")
+    with open(os.path.join(save, "metrics.jsonl")) as f:
+        rows = [json.loads(x) for x in f]
+    return float(out.stdout.rsplit("RSS_MIB", 1)[1].split()[0]), statistics.median(r["tokens_per_s"] for r in rows[1:] or rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tokens", type=int, default=60_000_000)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args()
+    vocab = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+    sample = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
+    with tempfile.TemporaryDirectory() as tmp:
+        big, _ = build_corpus(tmp, args.tokens, 100)
+        corpora = {"sample": sample, "large": big}
+        sizes = {k: sum(os.path.getsize(f) for f in glob.glob(v)) for k, v in corpora.items()}
+        for pattern in corpora.values():  # encode once, outside the measurement
+            peak_rss(pattern, vocab, 1, tmp)
+        runs: dict[str, list] = {k: [] for k in corpora}
+        for _ in range(args.repeats):
+            for name, pattern in corpora.items():  # alternating
+                runs[name].append(peak_rss(pattern, vocab, args.steps, tmp))
+    med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in runs.items()}
+    for name in corpora:
+        print(f"{name:<7} {sizes[name] / 2**20:>8.1f} MiB of text   peak RSS {med[name][0]:>7.0f} MiB   "
+              f"{med[name][1]:>7.0f} tokens/s")
+    growth = med["large"][0] - med["sample"][0]
+    print(f"RSS growth from the sample to the {sizes['large'] / sizes['sample']:.0f}x larger corpus: {growth:+.0f} MiB")
+    print(json.dumps({"sizes_bytes": sizes, "peak_rss_mib": {k: v[0] for k, v in med.items()},
+                      "tokens_per_s": {k: v[1] for k, v in med.items()}, "growth_mib": growth,
+                      "runs": runs}))
+
+
+if __name__ == "__main__":
+    main()
