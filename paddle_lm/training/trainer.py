@@ -71,7 +71,7 @@ class Trainer:
         resume = ckpt.resolve_resume(cfg.init_from_ckpt, cfg.save_dir)
         side = ckpt.read_sidecar(resume) if resume else None
         dist.init(self.world)
-        self.writer = ckpt.BackgroundWriter()
+        self.writer, self.prefetch = ckpt.BackgroundWriter(), None
         self.lock = claim_save_dir(cfg, resume, self.rank, self.world)  # held until close()
         try:
             self._build(data, model_cfg, cfg, resume, side)
@@ -82,7 +82,7 @@ class Trainer:
     def close(self, failing: bool = False) -> None:
         """Finish the checkpoint being written and release the --save_dir lock (rank 0); the run is over. While
         another error is `failing` the run, a write error is not raised over it."""
-        if getattr(self, "prefetch", None) is not None:
+        if self.prefetch is not None:
             self.prefetch.close()
         try:
             self.writer.wait()
