@@ -27,14 +27,21 @@ from bench_encode import build_corpus
 
 from paddle_lm.config import SAMPLE_LM_DIR
 
-PROBE = ("import resource,subprocess,sys;r=subprocess.run(sys.argv[1:]).returncode;"
-         "print('RSS_MIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024);sys.exit(r)")
+# run_pretrain.py in this process, then its peak RSS and, at the end, the anonymous vs file-backed (memory-mapped
+# cache pages, which the kernel can drop) parts of the resident set.
+PROBE = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+runpy.run_path("run_pretrain.py", run_name="__main__")
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print("RSS_MIB", *(int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")))
+"""
 
 
-def peak_rss(pattern: str, vocab: str, steps: int, tmp: str) -> tuple[float, float]:
-    """(peak RSS MiB, tokens/s) of one short training run on `pattern`."""
+def peak_rss(pattern: str, vocab: str, steps: int, tmp: str) -> tuple[float, float, float, float]:
+    """(peak RSS MiB, final anonymous RSS MiB, final file-backed RSS MiB, tokens/s) of one short run."""
     save = tempfile.mkdtemp(dir=tmp)
-    cmd = [sys.executable, "run_pretrain.py", "--device", "cpu", "--train_data_path", pattern, "--vocab_file", vocab,
+    cmd = ["run_pretrain.py", "--device", "cpu", "--train_data_path", pattern, "--vocab_file", vocab,
            "--n_negative_samples", "1024", "--max_steps", str(steps), "--logging_steps", str(max(1, steps // 3)),
            "--save_steps", str(10 * steps), "--save_dir", save, "--no-visualdl"]
     env = {**os.environ, "MKL_DEBUG_CPU_TYPE": "5", "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
@@ -44,7 +51,8 @@ def peak_rss(pattern: str, vocab: str, steps: int, tmp: str) -> tuple[float, flo
         sys.exit(f"run failed:\n{out.stderr[-2000:]}")
     with open(os.path.join(save, "metrics.jsonl")) as f:
         rows = [json.loads(x) for x in f]
-    return float(out.stdout.rsplit("RSS_MIB", 1)[1].split()[0]), statistics.median(r["tokens_per_s"] for r in rows[1:] or rows)
+    peak, anon, mapped = (float(v) for v in out.stdout.rsplit("RSS_MIB", 1)[1].split()[:3])
+    return peak, anon, mapped, statistics.median(r["tokens_per_s"] for r in rows[1:] or rows)
 
 
 def main() -> None:
@@ -65,15 +73,18 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, pattern in corpora.items():  # alternating
                 runs[name].append(peak_rss(pattern, vocab, args.steps, tmp))
-    med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in runs.items()}
+    med = {k: [statistics.median(r[i] for r in v) for i in range(4)] for k, v in runs.items()}
     for name in corpora:
-        print(f"{name:<7} {sizes[name] / 2**20:>8.1f} MiB of text   peak RSS {med[name][0]:>7.0f} MiB   "
-              f"{med[name][1]:>7.0f} tokens/s")
+        peak, anon, mapped, speed = med[name]
+        print(f"{name:<7} {sizes[name] / 2**20:>8.1f} MiB of text   peak RSS {peak:>6.0f} MiB   at the end: "
+              f"anonymous {anon:>6.0f} MiB, file-backed {mapped:>5.0f} MiB   {speed:>6.0f} tokens/s")
     growth = med["large"][0] - med["sample"][0]
-    print(f"RSS growth from the sample to the {sizes['large'] / sizes['sample']:.0f}x larger corpus: {growth:+.0f} MiB")
-    print(json.dumps({"sizes_bytes": sizes, "peak_rss_mib": {k: v[0] for k, v in med.items()},
-                      "tokens_per_s": {k: v[1] for k, v in med.items()}, "growth_mib": growth,
-                      "runs": runs}))
+    anon_growth = med["large"][1] - med["sample"][1]
+    print(f"from the sample to the {sizes['large'] / sizes['sample']:.0f}x larger corpus: peak RSS {growth:+.0f} MiB, "
+          f"anonymous {anon_growth:+.0f} MiB")
+    print(json.dumps({"sizes_bytes": sizes, "medians": {k: dict(zip(("peak_mib", "anon_mib", "file_mib",
+                      "tokens_per_s"), v)) for k, v in med.items()}, "growth_mib": growth,
+                      "anon_growth_mib": anon_growth, "runs": runs}))
 
 
 if __name__ == "__main__":
