@@ -1,0 +1,65 @@
+"""Cost of the vocabulary size with the sampled softmax: step time and peak RSS of `elmo-small` at 16k, 150k
+and 793k words, 8,192 negatives, one process with 2 threads, alternating, in one run.
+
+    python bench/bench_vocab.py [--vocab 16285 150000 793471] [--steps 20] [--repeats 2]
+
+Larger vocabularies are the sample's `vocab-15w.txt` padded with words that never occur (the data, and so the
+targets, stay the same; what grows is the softmax). Prints tokens/s, peak RSS and the slowdown against the
+smallest vocabulary as a table and a JSON last line. Issue 9's goal: the full vocabulary within 1.3x of 16k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from bench_rss import peak_rss
+
+from paddle_lm.config import SAMPLE_LM_DIR
+
+
+def padded_vocab(size: int, folder: str) -> str:
+    with open(os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt"), encoding="utf-8") as f:
+        words = [w for w in f.read().split("\n") if w]
+    words += [f"__unseen{i}__" for i in range(size - 3 - len(words))]  # + <S> </S> <UNK> added by Vocab
+    path = os.path.join(folder, f"vocab-{size}.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(words) + "\n")
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--vocab", type=int, nargs="+", default=[16285, 150000, 793471])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--negatives", type=int, default=8192)
+    args = p.parse_args()
+    pattern = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
+    with tempfile.TemporaryDirectory() as tmp:
+        vocabs = {v: padded_vocab(v, tmp) if v > 16285 else os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+                  for v in args.vocab}
+        runs: dict[int, list] = {v: [] for v in args.vocab}
+        for _ in range(args.repeats):
+            for v, path in vocabs.items():  # alternating
+                runs[v].append(peak_rss(pattern, path, args.steps, tmp, args.negatives, threads=2))
+    med = {v: (statistics.median(r[3] for r in rs), statistics.median(r[0] for r in rs)) for v, rs in runs.items()}
+    base = med[args.vocab[0]][0]
+    print(f"{'vocabulary':>10} {'tokens/s':>9} {'slowdown':>9} {'peak RSS':>10}")
+    for v in args.vocab:
+        print(f"{v:>10,} {med[v][0]:>9.0f} {base / med[v][0]:>8.2f}x {med[v][1]:>7.0f} MiB")
+    print(json.dumps({"negatives": args.negatives, "steps": args.steps, "repeats": args.repeats,
+                      "tokens_per_s": {v: m[0] for v, m in med.items()}, "peak_rss_mib": {v: m[1] for v, m in med.items()},
+                      "slowdown": {v: base / m[0] for v, m in med.items()}}))
+
+
+if __name__ == "__main__":
+    main()
