@@ -39,14 +39,15 @@ print("RSS_MIB", *(int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon"
 
 
 def peak_rss(pattern: str, vocab: str, steps: int, tmp: str, negatives: int = 1024,
-             threads: int = 1) -> tuple[float, float, float, float]:
-    """(peak RSS MiB, final anonymous RSS MiB, final file-backed RSS MiB, tokens/s) of one short run (elmo-small,
-    one process with `threads` OMP threads, a sampled softmax of `negatives`)."""
+             threads: int = 1, extra: tuple[str, ...] = ()) -> tuple[float, float, float, float]:
+    """(peak RSS MiB, final anonymous RSS MiB, final file-backed RSS MiB, tokens/s) of one short run (elmo-small
+    unless `extra` flags say otherwise, one process with `threads` OMP threads, a sampled softmax of
+    `negatives`)."""
     save = tempfile.mkdtemp(dir=tmp)
     cmd = ["run_pretrain.py", "--device", "cpu", "--train_data_path", pattern, "--vocab_file", vocab,
            "--n_negative_samples", str(negatives), "--max_steps", str(steps),
            "--logging_steps", str(max(1, steps // 3)), "--save_steps", str(10 * steps), "--save_dir", save,
-           "--no-visualdl"]
+           "--no-visualdl", *extra]
     env = {**os.environ, "MKL_DEBUG_CPU_TYPE": "5", "OMP_NUM_THREADS": str(threads), "PYTHONPATH": ROOT}
     out = subprocess.run([sys.executable, "-c", PROBE, *cmd], cwd=ROOT, env=env, capture_output=True, text=True,
                          check=False)

@@ -1,11 +1,13 @@
-"""Cost of the vocabulary size with the sampled softmax: step time and peak RSS of `elmo-small` at 16k, 150k
-and 793k words, 8,192 negatives, one process with 2 threads, alternating, in one run.
+"""Cost of the vocabulary size with the sampled softmax: step time and peak RSS at 16k, 150k and 793k words,
+8,192 negatives, one process with 2 threads, the row-wise and the dense softmax update, alternating, in one run.
 
-    python bench/bench_vocab.py [--vocab 16285 150000 793471] [--steps 20] [--repeats 2]
+    python bench/bench_vocab.py [--preset elmo-small] [--vocab 16285 150000 793471] [--steps 20] [--repeats 2]
+                                [--modes rows dense] [--batch_size 32]
 
 Larger vocabularies are the sample's `vocab-15w.txt` padded with words that never occur (the data, and so the
 targets, stay the same; what grows is the softmax). Prints tokens/s, peak RSS and the slowdown against the
-smallest vocabulary as a table and a JSON last line. Issue 9's goal: the full vocabulary within 1.3x of 16k.
+smallest vocabulary of the same mode as a table and a JSON last line. Issue 9's goal: the full vocabulary
+within 1.3x of 16k.
 """
 
 from __future__ import annotations
@@ -38,27 +40,36 @@ def padded_vocab(size: int, folder: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="elmo-small")
     p.add_argument("--vocab", type=int, nargs="+", default=[16285, 150000, 793471])
+    p.add_argument("--modes", nargs="+", default=["rows", "dense"], choices=["rows", "dense"])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--negatives", type=int, default=8192)
+    p.add_argument("--batch_size", type=int, default=32)
     args = p.parse_args()
     pattern = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
+    cases = [(m, v) for m in args.modes for v in args.vocab]
     with tempfile.TemporaryDirectory() as tmp:
         vocabs = {v: padded_vocab(v, tmp) if v > 16285 else os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
                   for v in args.vocab}
-        runs: dict[int, list] = {v: [] for v in args.vocab}
+        runs: dict[tuple, list] = {c: [] for c in cases}
         for _ in range(args.repeats):
-            for v, path in vocabs.items():  # alternating
-                runs[v].append(peak_rss(pattern, path, args.steps, tmp, args.negatives, threads=2))
-    med = {v: (statistics.median(r[3] for r in rs), statistics.median(r[0] for r in rs)) for v, rs in runs.items()}
-    base = med[args.vocab[0]][0]
-    print(f"{'vocabulary':>10} {'tokens/s':>9} {'slowdown':>9} {'peak RSS':>10}")
-    for v in args.vocab:
-        print(f"{v:>10,} {med[v][0]:>9.0f} {base / med[v][0]:>8.2f}x {med[v][1]:>7.0f} MiB")
-    print(json.dumps({"negatives": args.negatives, "steps": args.steps, "repeats": args.repeats,
-                      "tokens_per_s": {v: m[0] for v, m in med.items()}, "peak_rss_mib": {v: m[1] for v, m in med.items()},
-                      "slowdown": {v: base / m[0] for v, m in med.items()}}))
+            for mode, v in cases:  # alternating
+                flags = ("--preset", args.preset, "--softmax_update", mode, "--batch_size", str(args.batch_size))
+                runs[mode, v].append(peak_rss(pattern, vocabs[v], args.steps, tmp, args.negatives, threads=2,
+                                              extra=flags))
+    med = {c: (statistics.median(r[3] for r in rs), statistics.median(r[0] for r in rs)) for c, rs in runs.items()}
+    print(f"{args.preset}, {args.negatives:,} negatives, batch {args.batch_size}, median of {args.repeats}")
+    print(f"{'update':>6} {'vocabulary':>10} {'tokens/s':>9} {'slowdown':>9} {'peak RSS':>10}")
+    for mode, v in cases:
+        speed, rss = med[mode, v]
+        print(f"{mode:>6} {v:>10,} {speed:>9.1f} {med[mode, args.vocab[0]][0] / speed:>8.2f}x {rss:>7.0f} MiB")
+    print(json.dumps({"preset": args.preset, "negatives": args.negatives, "steps": args.steps,
+                      "repeats": args.repeats, "batch_size": args.batch_size,
+                      **{mode: {str(v): {"tokens_per_s": med[mode, v][0], "peak_rss_mib": med[mode, v][1],
+                                         "slowdown": med[mode, args.vocab[0]][0] / med[mode, v][0]}
+                                for v in args.vocab} for mode in args.modes}}))
 
 
 if __name__ == "__main__":

@@ -157,6 +157,11 @@ class TrainConfig:
     n_negative_samples: int = _f(0, "Train with a sampled softmax over this many negative classes per batch "
                                  "(bilm-tf: 8192); 0 = full softmax. Evaluation always uses the full softmax.",
                                  legal=">= 0", hint="0 = full softmax")
+    softmax_update: str = _f("auto", "How the sampled softmax's weights learn: rows = only the rows a step "
+                             "touched get a gradient and an Adagrad update (O(rows), as in bilm-tf; the same "
+                             "math as dense); dense = the full [V, P] gradient every step; auto = rows where "
+                             "it applies (--n_negative_samples > 0, --optimizer adagrad, an untied softmax).",
+                             choices=("auto", "rows", "dense"))
     optimizer: str = _f("adagrad", "Optimizer (bilm-tf uses Adagrad).", choices=("adagrad", "adamw"))
     lr: float = _f(0.2, "Peak learning rate.", legal="> 0")
     weight_decay: float = _f(0.0, "Decoupled weight decay (AdamW only).", legal=">= 0")
@@ -299,6 +304,20 @@ def validate_pretrain(data: DataConfig, model: ModelConfig, train: TrainConfig,
             check_seq_len(model, train)
     elif train.init_from_pretrained:
         raise UserError(f"--init_from_pretrained is for --model bert or gpt2, not {model.model}")
+    rowwise_softmax(model, train)
+
+
+def rowwise_softmax(model: ModelConfig, train: TrainConfig) -> bool:
+    """Whether the softmax learns row-wise (--softmax_update); a UserError when `rows` was asked for where the
+    row-wise update would change the math or has nothing to act on."""
+    why = ("it needs --n_negative_samples > 0 (the full softmax touches every row)" if not train.n_negative_samples
+           else "Adam's moments move rows without a gradient, so a row-wise AdamW is not the same optimizer; "
+                "use --optimizer adagrad" if train.optimizer != "adagrad"
+           else "the tied softmax is also the input embedding, whose gradient is dense"
+           if model.model == "lstm" and model.tie_weights else "")
+    if train.softmax_update == "rows" and why:
+        raise UserError(f"--softmax_update rows: {why}; or use --softmax_update dense")
+    return train.softmax_update != "dense" and not why
 
 
 def validate_eval(cfg: EvalConfig, data: DataConfig | None = None) -> None:

@@ -7,6 +7,8 @@ and ``initial_state(batch_size) -> list[Tensor]`` (zeros). ``state`` is a flat l
 
 from __future__ import annotations
 
+import paddle
+
 from paddle_lm.config import ModelConfig, validate_model
 from paddle_lm.models.elmo import ELMo
 from paddle_lm.models.lstm_lm import LSTMLM
@@ -19,10 +21,18 @@ STAT_KEYS = ("fw_loss_sum", "fw_count", "bw_loss_sum", "bw_count")
 
 def build_model(cfg: ModelConfig, with_softmax: bool = True):
     """Build the network named by ``cfg.model``; ``cfg.vocab_size`` must be set. ``with_softmax=False`` (ELMo
-    only) leaves out the output softmax: an encoder for the embedder and fine-tuning."""
+    only) leaves out the output softmax: an encoder for the embedder and fine-tuning.
+
+    Parameter names (which key an optimizer's saved state) are those of the first model a process builds, however
+    many were built before it: a run resumed in the same process (a notebook, the tests) finds its state."""
     if cfg.vocab_size <= 0:
         raise ValueError("ModelConfig.vocab_size must be filled in from the vocabulary before build_model")
     validate_model(cfg)
+    with paddle.utils.unique_name.guard():
+        return _build(cfg, with_softmax)
+
+
+def _build(cfg: ModelConfig, with_softmax: bool):
     if cfg.model == "elmo":
         return ELMo(cfg, with_softmax)
     if cfg.model == "lstm":

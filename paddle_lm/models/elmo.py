@@ -92,6 +92,10 @@ class ELMo(nn.Layer):
             bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)),
         )
 
+    def softmax_params(self):
+        """(weight ``[P, V]``, bias ``[V]``, class axis 1) of the softmax, or None without one."""
+        return None if self.softmax is None else (self.softmax.weight, self.softmax.bias, 1)
+
     def initial_state(self, batch_size: int) -> list:
         """Zero state for ``batch_size`` rows (flat list, forward direction first)."""
         return self.forward_lstm.initial_state(batch_size) + self.backward_lstm.initial_state(batch_size)
@@ -131,7 +135,7 @@ class ELMo(nn.Layer):
         mask = paddle.concat([batch["fw_mask"], batch["bw_mask"]], axis=0).reshape([-1])  # [2B*T]
         losses = softmax_token_losses(
             hidden, self.softmax.weight, self.softmax.bias, targets.astype("int64"), mask, class_axis=1,
-            samples=batch.get("softmax_samples"),
+            samples=batch.get("softmax_samples"), rows=batch.get("softmax_rows"),
         ).reshape([2, b * t])  # [2, B*T]
         sums = losses.sum(axis=1)  # [2]
         counts = mask.astype(sums.dtype).reshape([2, b * t]).sum(axis=1)  # [2]

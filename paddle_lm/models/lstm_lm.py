@@ -58,6 +58,11 @@ class LSTMLM(nn.Layer):
                 weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-0.1, 0.1)), bias_attr=zero,
             )
 
+    def softmax_params(self):
+        """(weight ``[H, V]``, bias ``[V]``, class axis 1) of an untied softmax; None when tied (the tied weight is
+        the input embedding, whose gradient is dense)."""
+        return None if self.tie_weights else (self.output.weight, self.output.bias, 1)
+
     def initial_state(self, batch_size: int) -> list:
         """Zero state for ``batch_size`` rows: ``[h_0, c_0, ...]``, each ``[B, H]``."""
         return [paddle.zeros([batch_size, self.hidden_size]) for _ in range(2 * self.num_layers)]
@@ -78,7 +83,8 @@ class LSTMLM(nn.Layer):
             weight, bias, axis = self.output.weight, self.output.bias, 1  # [H, V]
         mask = batch["fw_mask"].reshape([-1])  # [B*T]
         targets = batch["fw_targets"].reshape([-1]).astype("int64")  # [B*T]
-        losses = softmax_token_losses(out, weight, bias, targets, mask, axis, batch.get("softmax_samples"))  # [B*T]
+        losses = softmax_token_losses(out, weight, bias, targets, mask, axis, batch.get("softmax_samples"),
+                                      batch.get("softmax_rows"))  # [B*T]
         loss_sum = losses.sum()
         count = mask.astype(loss_sum.dtype).sum()
         loss = mean_loss(loss_sum, count)

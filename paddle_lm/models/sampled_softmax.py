@@ -54,22 +54,28 @@ def log_expected_count(ids: paddle.Tensor, vocab_size: int, num_samples: int) ->
     return paddle.log(p * num_samples)
 
 
-def sampled_token_losses(hidden, weight, bias, targets, mask, samples, vocab_size: int, class_axis: int):
+def sampled_token_losses(hidden, weight, bias, targets, mask, samples, vocab_size: int, class_axis: int,
+                         rows=None):
     """Per-target sampled-softmax cross-entropy times the mask.
 
     ``hidden [N, P]``; ``weight`` holds the output classes along ``class_axis`` (``[P, V]`` for an
     ``nn.Linear`` weight, axis 1; ``[V, P]`` for a tied embedding, axis 0); ``bias [V]``; ``targets [N]``
-    int64; ``mask [N]`` float; ``samples [K]`` int64. Returns ``[N]``.
+    int64; ``mask [N]`` float; ``samples [K]`` int64. With ``rows [R]`` (sorted class ids holding every scored
+    target, every sample and id 0), ``weight`` and ``bias`` are those rows' slices (``[P, R]`` / ``[R, P]``,
+    ``[R]``; training/rowwise.py) and the ids are still class ids. Returns ``[N]``.
     """
     k = samples.shape[0]
     safe_targets = paddle.where(mask > 0, targets, paddle.zeros_like(targets))  # [N]
-    w_true = paddle.gather(weight, safe_targets, axis=class_axis)  # [P, N] or [N, P]
-    w_samp = paddle.gather(weight, samples, axis=class_axis)  # [P, K] or [K, P]
+    t_at, s_at = safe_targets, samples
+    if rows is not None:  # positions of the class ids in the slice
+        t_at, s_at = paddle.searchsorted(rows, safe_targets), paddle.searchsorted(rows, samples)  # [N], [K]
+    w_true = paddle.gather(weight, t_at, axis=class_axis)  # [P, N] or [N, P]
+    w_samp = paddle.gather(weight, s_at, axis=class_axis)  # [P, K] or [K, P]
     if class_axis == 1:
         w_true, w_samp = w_true.T, w_samp.T  # [N, P], [K, P]
-    true_logit = (hidden * w_true).sum(axis=-1) + paddle.gather(bias, safe_targets)  # [N]
+    true_logit = (hidden * w_true).sum(axis=-1) + paddle.gather(bias, t_at)  # [N]
     true_logit = true_logit - log_expected_count(safe_targets, vocab_size, k)  # [N]
-    samp_logit = paddle.matmul(hidden, w_samp, transpose_y=True) + paddle.gather(bias, samples)  # [N, K]
+    samp_logit = paddle.matmul(hidden, w_samp, transpose_y=True) + paddle.gather(bias, s_at)  # [N, K]
     samp_logit = samp_logit - log_expected_count(samples, vocab_size, k).unsqueeze(0)  # [N, K]
     hits = safe_targets.unsqueeze(1) == samples.unsqueeze(0)  # [N, K]
     samp_logit = paddle.where(hits, paddle.full_like(samp_logit, -1e4), samp_logit)  # [N, K]
@@ -78,15 +84,19 @@ def sampled_token_losses(hidden, weight, bias, targets, mask, samples, vocab_siz
     return ce.reshape([-1]) * mask.astype(ce.dtype)  # [N]
 
 
-def softmax_token_losses(hidden, weight, bias, targets, mask, class_axis: int, samples=None):
+def softmax_token_losses(hidden, weight, bias, targets, mask, class_axis: int, samples=None, rows=None):
     """Per-target cross-entropy (times the mask) under the full softmax, or the sampled one if `samples`.
 
-    Shapes as in `sampled_token_losses`; returns ``[N]``.
+    Shapes as in `sampled_token_losses`; `rows` is None or the ``(ids, weight_rows, bias_rows)`` a row-wise
+    trainer put in the batch (``softmax_rows``), used in place of `weight` and `bias`. Returns ``[N]``.
     """
     from paddle_lm.models.layers import masked_token_losses
 
     vocab_size = weight.shape[class_axis]
     if samples is not None:
-        return sampled_token_losses(hidden, weight, bias, targets, mask, samples, vocab_size, class_axis)
+        ids = None
+        if rows is not None:
+            ids, weight, bias = rows
+        return sampled_token_losses(hidden, weight, bias, targets, mask, samples, vocab_size, class_axis, ids)
     logits = paddle.matmul(hidden, weight, transpose_y=class_axis == 0) + bias  # [N, V]
     return masked_token_losses(logits, targets, mask)

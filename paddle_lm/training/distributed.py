@@ -66,3 +66,28 @@ def broadcast_text(text: str, world_size: int, size: int = 4096) -> str:
     t = paddle.to_tensor(buf)
     dist.broadcast(t, src=0)
     return bytes(t.numpy()).rstrip(b"\0").decode(errors="replace")
+
+
+def all_gather_ragged(tensors: list, world_size: int) -> list[list]:
+    """Every rank's `tensors` (same dtypes on every rank, lengths along axis 0 that may differ), as one list
+    per rank in rank order: ``out[r][i]`` is rank r's ``tensors[i]``. One size exchange, then one all-gather
+    per tensor of the rows padded to the longest."""
+    if world_size == 1:
+        return [tensors]
+    import paddle
+    import paddle.distributed as dist
+
+    sizes: list = []
+    dist.all_gather(sizes, paddle.to_tensor([tensors[0].shape[0]], dtype="int64"))
+    sizes = [int(s) for s in sizes]  # a small host read: the shapes below depend on it
+    longest = max(sizes)
+    out: list[list] = [[] for _ in range(world_size)]
+    for t in tensors:
+        pad = longest - t.shape[0]
+        if pad:
+            t = paddle.concat([t, paddle.zeros([pad, *t.shape[1:]], dtype=t.dtype)], axis=0)
+        parts: list = []
+        dist.all_gather(parts, t)
+        for r, part in enumerate(parts):
+            out[r].append(part[: sizes[r]])
+    return out

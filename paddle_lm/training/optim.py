@@ -8,6 +8,7 @@ import math
 import paddle
 
 from paddle_lm.config import TrainConfig
+from paddle_lm.training.rowwise import RowwiseSoftmax
 
 
 def lr_factor(step: int, warmup: int, total: int, decay: str) -> float:
@@ -27,27 +28,39 @@ def _no_decay(name: str) -> bool:
     return lowered.endswith(("bias", ".b_0")) or "norm" in lowered
 
 
-def build_optimizer(cfg: TrainConfig, model: paddle.nn.Layer, total_steps: int):
-    """(optimizer, scheduler) for `model`; the scheduler is stepped once per optimizer step."""
+ADAGRAD_INITIAL_ACCUMULATOR = 1.0  # bilm-tf's
+ADAGRAD_EPSILON = 1e-6  # Paddle's default
+
+
+def build_optimizer(cfg: TrainConfig, model: paddle.nn.Layer, total_steps: int, rowwise: bool = False):
+    """(optimizer, scheduler, row-wise softmax or None) for `model`; the scheduler is stepped once per optimizer
+    step. With `rowwise` (Adagrad only; config.rowwise_softmax decides) the model's softmax learns through a
+    `RowwiseSoftmax` and the Paddle optimizer holds the other parameters."""
     sched = paddle.optimizer.lr.LambdaDecay(
         cfg.lr, lambda s: lr_factor(s, cfg.warmup_steps, total_steps, cfg.lr_decay))
-    params = model.parameters()  # no grad_clip: the loop calls `clip_grad_norm` (it needs the norm itself)
+    rows = None
+    if rowwise:
+        rows = RowwiseSoftmax(*model.softmax_params(), initial_accumulator=ADAGRAD_INITIAL_ACCUMULATOR,
+                              epsilon=ADAGRAD_EPSILON)
+    params = [p for p in model.parameters() if not p.stop_gradient]  # without the row-wise softmax's
+    # no grad_clip: the loop calls `clip_grad_norm` (it needs the norm itself)
     if cfg.optimizer == "adagrad":
-        # bilm-tf: Adagrad with initial accumulator 1.0.
-        opt = paddle.optimizer.Adagrad(sched, parameters=params, initial_accumulator_value=1.0)
+        opt = paddle.optimizer.Adagrad(sched, parameters=params, initial_accumulator_value=ADAGRAD_INITIAL_ACCUMULATOR,
+                                       epsilon=ADAGRAD_EPSILON)
     else:
         decay_names = {p.name for n, p in model.named_parameters() if not _no_decay(n)}
         opt = paddle.optimizer.AdamW(sched, parameters=params, weight_decay=cfg.weight_decay,
                                      apply_decay_param_fun=lambda name: name in decay_names)
-    return opt, sched
+    return opt, sched, rows
 
 
 @paddle.no_grad()
-def clip_grad_norm(params, max_norm: float) -> paddle.Tensor:
-    """Global L2 norm of the parameters' gradients (a 0-d tensor, left on the device: the loop reads it with the
-    step's loss statistics in one host sync); with `max_norm` > 0 the gradients are scaled in place by
-    ``max_norm / max(norm, max_norm)`` (ClipGradByGlobalNorm's math)."""
-    grads = [p.grad for p in params if p.grad is not None]
+def clip_grad_norm(params, max_norm: float, extra: list | None = None) -> paddle.Tensor:
+    """Global L2 norm of the parameters' gradients and of the `extra` gradient tensors (the row-wise softmax's;
+    a 0-d tensor, left on the device: the loop reads it with the step's loss statistics in one host sync); with
+    `max_norm` > 0 they are all scaled in place by ``max_norm / max(norm, max_norm)`` (ClipGradByGlobalNorm's
+    math)."""
+    grads = [p.grad for p in params if p.grad is not None] + list(extra or [])
     if not grads:
         return paddle.zeros([], dtype="float32")
     norm = paddle.sqrt(paddle.add_n([paddle.sum(paddle.square(g.astype("float32"))) for g in grads]))  # []

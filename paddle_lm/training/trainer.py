@@ -19,6 +19,7 @@ from paddle_lm.config import (
     DataConfig,
     ModelConfig,
     TrainConfig,
+    rowwise_softmax,
     validate_pretrain,
     validate_train,
 )
@@ -32,6 +33,7 @@ from paddle_lm.training import distributed as dist
 from paddle_lm.training.metrics import MetricsLog
 from paddle_lm.training.optim import build_optimizer, clip_grad_norm
 from paddle_lm.training.prefetch import Prefetcher
+from paddle_lm.training.rowwise import touched_rows
 from paddle_lm.training.run_dir import claim_save_dir
 from paddle_lm.training.signals import StopFlag
 from paddle_lm.training.sources import make_source
@@ -132,9 +134,10 @@ class Trainer:
                 raise UserError(f"--n_negative_samples {cfg.n_negative_samples} must be smaller than the "
                                 f"vocabulary ({self.source.vocab_size} tokens); use 0 for the full softmax")
             self.sampler = LogUniformSampler(self.source.vocab_size, cfg.n_negative_samples)
-        self.prefetch = Prefetcher(self._batch)
-        self.opt, self.sched = build_optimizer(dataclasses.replace(cfg, warmup_steps=warmup), self.model,
-                                               self.total_steps)
+        self.opt, self.sched, self.rows = build_optimizer(
+            dataclasses.replace(cfg, warmup_steps=warmup), self.model, self.total_steps,
+            rowwise=rowwise_softmax(model_cfg, cfg))
+        self.prefetch = Prefetcher(self._batch)  # _batch reads self.rows
         self.step, self.state, self.saved, self.resumed_metrics = 0, None, "", {}
         self.last_good = resume  # the newest checkpoint known to be complete and finite
         if side is not None:
@@ -155,7 +158,10 @@ class Trainer:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
                 f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
         self.model.set_state_dict(ckpt.load_params(prefix, side))
-        self.opt.set_state_dict(ckpt.load_optimizer(prefix, side))
+        opt_state = ckpt.load_optimizer(prefix, side)
+        self.opt.set_state_dict(opt_state)
+        if self.rows is not None:
+            self.rows.set_state_dict(opt_state)
         self.step = int(side["step"])
         self.resumed_metrics = side.get("metrics") or {}
         carried = ckpt.load_carried(prefix, side)
@@ -181,7 +187,8 @@ class Trainer:
                 "geometry": self.geometry(), "rng": {"scheme": RNG_SCHEME, "seed": self.cfg.seed},
                 "metrics": last or {}, "saved_at": time.time(),
             }
-            params, opt = ckpt.host_state(self.model.state_dict()), ckpt.host_state(self.opt.state_dict())
+            opt_state = {**self.opt.state_dict(), **(self.rows.state_dict() if self.rows is not None else {})}
+            params, opt = ckpt.host_state(self.model.state_dict()), ckpt.host_state(opt_state)
             carried = {f"s{i}": a for i, a in enumerate(gathered)}
             step, save_dir, keep = self.step, self.cfg.save_dir, self.cfg.keep_last
 
@@ -230,7 +237,8 @@ class Trainer:
                         if micro % self.source.steps_per_epoch == 0:
                             self.state = None  # a new epoch starts every row afresh
                         step_stats = step_stats + self._micro_step(micro, k < self.accum - 1)  # [4]
-                    norm = clip_grad_norm(params, cfg.max_grad_norm)
+                    rows_grad = [self.rows.reduce(self.world)] if self.rows is not None else None
+                    norm = clip_grad_norm(params, cfg.max_grad_norm, rows_grad)
                     host = paddle.concat([step_stats, norm.reshape([1])]).numpy().astype(np.float64)  # the sync
                     stats, grad_norm = host[:-1], float(host[-1])
                     finite = bool(np.isfinite(host).all())
@@ -241,9 +249,14 @@ class Trainer:
                         self._diverged(stats, grad_norm)
                     if self.rank == 0:
                         self.writer.check()  # a background save that failed (a full disk) stops the run here
-                    self.opt.step()
+                    # The first step creates the accumulators, named from a process-wide counter: the keys of
+                    # the saved state. A fresh counter gives them a fresh process's names in any process.
+                    with paddle.utils.unique_name.guard():
+                        self.opt.step()
                     self.opt.clear_grad()
                     lr_used = float(self.sched.get_lr())
+                    if self.rows is not None:
+                        self.rows.step(lr_used)
                     self.sched.step()
                     self.step += 1
                     window += stats
@@ -290,6 +303,8 @@ class Trainer:
         batch = self.source.batch(micro)
         if self.sampler is not None:
             batch["softmax_samples"] = self.sampler.draw(np.random.default_rng([self.cfg.seed, self.rank, micro]))
+            if self.rows is not None:
+                batch["softmax_rows"] = touched_rows(batch, batch["softmax_samples"])
         return batch
 
     def _micro_step(self, micro: int, defer_sync: bool) -> paddle.Tensor:
@@ -299,7 +314,10 @@ class Trainer:
         batch = self.prefetch.get(micro)
         sync = self.net.no_sync() if defer_sync and self.world > 1 else contextlib.nullcontext()
         with sync:
-            outputs, loss, new_state = self.net(to_tensors(batch), self.state)
+            inputs = to_tensors(batch)
+            if self.rows is not None:
+                inputs["softmax_rows"] = self.rows.slice(inputs["softmax_rows"])
+            outputs, loss, new_state = self.net(inputs, self.state)
             (loss / self.accum if self.accum > 1 else loss).backward()
         self.state = [t.detach() for t in new_state]
         zero = paddle.zeros([], dtype="float32")
