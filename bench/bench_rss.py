@@ -38,13 +38,13 @@ print("RSS_MIB", *(int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon"
 """
 
 
-def peak_rss(pattern: str, vocab: str, steps: int, tmp: str, negatives: int = 1024,
-             threads: int = 1, extra: tuple[str, ...] = ()) -> tuple[float, float, float, float]:
-    """(peak RSS MiB, final anonymous RSS MiB, final file-backed RSS MiB, tokens/s) of one short run (elmo-small
-    unless `extra` flags say otherwise, one process with `threads` OMP threads, a sampled softmax of
-    `negatives`)."""
+def short_run(pattern: str, vocab: str, steps: int, tmp: str, negatives: int = 1024, threads: int = 1,
+              extra: tuple[str, ...] = (), device: str = "cpu") -> dict:
+    """One short `run_pretrain.py` run (elmo-small unless `extra` flags say otherwise, one process with `threads`
+    OMP threads, a sampled softmax of `negatives`): its peak, final anonymous and final file-backed RSS (MiB),
+    median tokens/s after the first logged window, metrics rows and stdout."""
     save = tempfile.mkdtemp(dir=tmp)
-    cmd = ["run_pretrain.py", "--device", "cpu", "--train_data_path", pattern, "--vocab_file", vocab,
+    cmd = ["run_pretrain.py", "--device", device, "--train_data_path", pattern, "--vocab_file", vocab,
            "--n_negative_samples", str(negatives), "--max_steps", str(steps),
            "--logging_steps", str(max(1, steps // 3)), "--save_steps", str(10 * steps), "--save_dir", save,
            "--no-visualdl", *extra]
@@ -56,7 +56,15 @@ def peak_rss(pattern: str, vocab: str, steps: int, tmp: str, negatives: int = 10
     with open(os.path.join(save, "metrics.jsonl")) as f:
         rows = [json.loads(x) for x in f]
     peak, anon, mapped = (float(v) for v in out.stdout.rsplit("RSS_MIB", 1)[1].split()[:3])
-    return peak, anon, mapped, statistics.median(r["tokens_per_s"] for r in rows[1:] or rows)
+    return {"peak": peak, "anon": anon, "file": mapped, "rows": rows, "stdout": out.stdout,
+            "tokens_per_s": statistics.median(r["tokens_per_s"] for r in rows[1:] or rows)}
+
+
+def peak_rss(pattern: str, vocab: str, steps: int, tmp: str, negatives: int = 1024,
+             threads: int = 1, extra: tuple[str, ...] = ()) -> tuple[float, float, float, float]:
+    """(peak RSS MiB, final anonymous RSS MiB, final file-backed RSS MiB, tokens/s) of a `short_run`."""
+    r = short_run(pattern, vocab, steps, tmp, negatives, threads, extra)
+    return r["peak"], r["anon"], r["file"], r["tokens_per_s"]
 
 
 def main() -> None:

@@ -163,6 +163,10 @@ class TrainConfig:
                              "it applies (--n_negative_samples > 0, --optimizer adagrad, an untied softmax).",
                              choices=("auto", "rows", "dense"))
     optimizer: str = _f("adagrad", "Optimizer (bilm-tf uses Adagrad).", choices=("adagrad", "adamw"))
+    amp: str = _f("off", "Mixed precision: Paddle's O1 autocast in bf16 or fp16 (float32 weights and optimizer "
+                  "state; fp16 adds a dynamic loss scaler, saved in checkpoints). A GPU feature: where autocast "
+                  "does nothing (Paddle's CPU build) the run says so and trains in float32.",
+                  choices=("off", "bf16", "fp16"))
     lr: float = _f(0.2, "Peak learning rate.", legal="> 0")
     weight_decay: float = _f(0.0, "Decoupled weight decay (AdamW only).", legal=">= 0")
     max_grad_norm: float = _f(10.0, "Clip gradients to this global norm; 0 disables.", legal=">= 0",

@@ -54,18 +54,40 @@ def build_optimizer(cfg: TrainConfig, model: paddle.nn.Layer, total_steps: int, 
     return opt, sched, rows
 
 
+def load_optimizer_state(opt, rows: RowwiseSoftmax | None, state: dict) -> None:
+    """Give a saved optimizer state (saved in either --softmax_update mode) to the Paddle optimizer `opt` and the
+    row-wise softmax `rows`. Paddle's optimizer asserts, when its first step creates an accumulator, that a
+    non-empty loaded state holds it: so it gets neither the row-wise softmax's accumulators nor, from a
+    checkpoint taken before any update was applied (every fp16 step skipped), anything but the LR schedule."""
+    state = dict(state)
+    if rows is not None:
+        rows.set_state_dict(state)
+        for key in rows.state_dict():
+            state.pop(key, None)
+    names = tuple(f"{p.name}_" for p in opt._parameter_list)
+    if not any(key.startswith(names) for key in state):
+        state = {k: v for k, v in state.items() if k == "LR_Scheduler"}
+    opt.set_state_dict(state)
+
+
 @paddle.no_grad()
-def clip_grad_norm(params, max_norm: float, extra: list | None = None) -> paddle.Tensor:
+def clip_grad_norm(params, max_norm: float, extra: list | None = None, loss_scale: float = 1.0) -> paddle.Tensor:
     """Global L2 norm of the parameters' gradients and of the `extra` gradient tensors (the row-wise softmax's;
-    a 0-d tensor, left on the device: the loop reads it with the step's loss statistics in one host sync); with
-    `max_norm` > 0 they are all scaled in place by ``max_norm / max(norm, max_norm)`` (ClipGradByGlobalNorm's
-    math)."""
+    a 0-d tensor, left on the device: the loop reads it with the step's loss statistics in one host sync).
+
+    The gradients are those of the loss times `loss_scale` (fp16 loss scaling; 1 otherwise): the norm returned is
+    the true one, and the gradients are divided by the scale and, with `max_norm` > 0, clipped by
+    ``max_norm / max(norm, max_norm)`` (ClipGradByGlobalNorm's math), in place and in one pass."""
     grads = [p.grad for p in params if p.grad is not None] + list(extra or [])
     if not grads:
         return paddle.zeros([], dtype="float32")
     norm = paddle.sqrt(paddle.add_n([paddle.sum(paddle.square(g.astype("float32"))) for g in grads]))  # []
-    if max_norm > 0:
-        scale = max_norm / paddle.maximum(norm, paddle.full([], max_norm, dtype="float32"))  # [] <= 1
+    if loss_scale != 1.0:
+        norm = norm / loss_scale
+    if max_norm > 0 or loss_scale != 1.0:
+        factor = paddle.full([], 1.0 / loss_scale, dtype="float32")  # []
+        if max_norm > 0:
+            factor = factor * max_norm / paddle.maximum(norm, paddle.full([], max_norm, dtype="float32"))  # []
         for g in grads:
-            g.multiply_(scale.astype(g.dtype))
+            g.multiply_(factor.astype(g.dtype))
     return norm

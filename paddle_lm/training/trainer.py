@@ -30,14 +30,16 @@ from paddle_lm.models.sampled_softmax import LogUniformSampler, full_softmax_not
 from paddle_lm.models.transformer_lm import config_from_pretrained, load_pretrained_weights
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
+from paddle_lm.training.amp import MIN_SCALE, LossScaler, resolve_amp
 from paddle_lm.training.metrics import MetricsLog
-from paddle_lm.training.optim import build_optimizer, clip_grad_norm
+from paddle_lm.training.optim import build_optimizer, clip_grad_norm, load_optimizer_state
 from paddle_lm.training.prefetch import Prefetcher
 from paddle_lm.training.rowwise import touched_rows
 from paddle_lm.training.run_dir import claim_save_dir
 from paddle_lm.training.signals import StopFlag
 from paddle_lm.training.sources import make_source
 
+SCALER_KEY = "loss_scaler"  # the fp16 loss scaler's state, in the .pdopt beside the optimizer's
 RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + micro) before every micro-step; "
               "softmax samples: numpy default_rng([seed, rank, micro]); "
               "micro = step * gradient_accumulation_steps + k")
@@ -70,6 +72,8 @@ class Trainer:
         self.rank, self.world = dist.rank_and_world()
         self.progress = progress and self.rank == 0
         self.device = set_device(cfg.device)
+        self.amp_dtype, self.amp_note = resolve_amp(cfg.amp, self.device)
+        self.scaler = LossScaler() if self.amp_dtype == "float16" else None
         resume = ckpt.resolve_resume(cfg.init_from_ckpt, cfg.save_dir)
         side = ckpt.read_sidecar(resume) if resume else None
         dist.init(self.world)
@@ -144,6 +148,17 @@ class Trainer:
             self._load(resume, side)
         self.net = paddle.DataParallel(self.model) if self.world > 1 else self.model
 
+    def describe_precision(self) -> str:
+        """The start-up line's tail: the softmax's update and the autocast dtype, where they are not the plain
+        ones."""
+        out = ""
+        if self.sampler is not None:
+            out += (f"; sampled softmax, {self.sampler.num_samples:,} negatives, "
+                    f"{'row-wise' if self.rows is not None else 'dense'} update")
+        if self.amp_dtype:
+            out += f"; autocast {self.amp_dtype}" + (" with loss scaling" if self.scaler is not None else "")
+        return out
+
     # ----------------------------------------------------------------- checkpoints
     def geometry(self) -> dict:
         return {**self.source.stream.geometry, "world_size": self.world,
@@ -159,9 +174,10 @@ class Trainer:
                 f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
         self.model.set_state_dict(ckpt.load_params(prefix, side))
         opt_state = ckpt.load_optimizer(prefix, side)
-        self.opt.set_state_dict(opt_state)
-        if self.rows is not None:
-            self.rows.set_state_dict(opt_state)
+        scaler_state = opt_state.pop(SCALER_KEY, None)
+        load_optimizer_state(self.opt, self.rows, opt_state)
+        if self.scaler is not None and scaler_state:
+            self.scaler.set_state_dict(scaler_state)
         self.step = int(side["step"])
         self.resumed_metrics = side.get("metrics") or {}
         carried = ckpt.load_carried(prefix, side)
@@ -188,6 +204,8 @@ class Trainer:
                 "metrics": last or {}, "saved_at": time.time(),
             }
             opt_state = {**self.opt.state_dict(), **(self.rows.state_dict() if self.rows is not None else {})}
+            if self.scaler is not None:
+                opt_state[SCALER_KEY] = self.scaler.state_dict()
             params, opt = ckpt.host_state(self.model.state_dict()), ckpt.host_state(opt_state)
             carried = {f"s{i}": a for i, a in enumerate(gathered)}
             step, save_dir, keep = self.step, self.cfg.save_dir, self.cfg.keep_last
@@ -238,25 +256,28 @@ class Trainer:
                             self.state = None  # a new epoch starts every row afresh
                         step_stats = step_stats + self._micro_step(micro, k < self.accum - 1)  # [4]
                     rows_grad = [self.rows.reduce(self.world)] if self.rows is not None else None
-                    norm = clip_grad_norm(params, cfg.max_grad_norm, rows_grad)
+                    loss_scale = self.scaler.scale if self.scaler is not None else 1.0
+                    norm = clip_grad_norm(params, cfg.max_grad_norm, rows_grad, loss_scale)
                     host = paddle.concat([step_stats, norm.reshape([1])]).numpy().astype(np.float64)  # the sync
                     stats, grad_norm = host[:-1], float(host[-1])
-                    finite = bool(np.isfinite(host).all())
                     # The step boundary: every rank learns whether any rank got a signal or a non-finite value.
-                    signalled, broken = dist.all_reduce_sum([float(stop.signum > 0), float(not finite)],
-                                                            self.world)
-                    if broken:
+                    signalled, bad_loss, bad_norm = dist.all_reduce_sum(
+                        [float(stop.signum > 0), float(not np.isfinite(stats).all()),
+                         float(not math.isfinite(grad_norm))], self.world)
+                    apply = self.scaler.update(not bad_norm) if self.scaler is not None else True
+                    if bad_loss or (bad_norm and self.scaler is None) or loss_scale < MIN_SCALE:
                         self._diverged(stats, grad_norm)
                     if self.rank == 0:
                         self.writer.check()  # a background save that failed (a full disk) stops the run here
-                    # The first step creates the accumulators, named from a process-wide counter: the keys of
-                    # the saved state. A fresh counter gives them a fresh process's names in any process.
-                    with paddle.utils.unique_name.guard():
-                        self.opt.step()
-                    self.opt.clear_grad()
                     lr_used = float(self.sched.get_lr())
-                    if self.rows is not None:
-                        self.rows.step(lr_used)
+                    if apply:  # (an fp16 step whose gradients overflowed is skipped)
+                        # The first step creates the accumulators, named from a process-wide counter: the keys
+                        # of the saved state. A fresh counter gives them a fresh process's names in any process.
+                        with paddle.utils.unique_name.guard():
+                            self.opt.step()
+                        if self.rows is not None:
+                            self.rows.step(lr_used)
+                    self.opt.clear_grad()
                     self.sched.step()
                     self.step += 1
                     window += stats
@@ -317,17 +338,23 @@ class Trainer:
             inputs = to_tensors(batch)
             if self.rows is not None:
                 inputs["softmax_rows"] = self.rows.slice(inputs["softmax_rows"])
-            outputs, loss, new_state = self.net(inputs, self.state)
-            (loss / self.accum if self.accum > 1 else loss).backward()
-        self.state = [t.detach() for t in new_state]
+            with paddle.amp.auto_cast(enable=self.amp_dtype is not None, dtype=self.amp_dtype or "float16",
+                                      level="O1"):
+                outputs, loss, new_state = self.net(inputs, self.state)
+            loss = loss.astype("float32") / self.accum if self.accum > 1 else loss.astype("float32")
+            (loss * self.scaler.scale if self.scaler is not None else loss).backward()
+        self.state = [t.detach().astype("float32") for t in new_state]
         zero = paddle.zeros([], dtype="float32")
         return paddle.stack([outputs[k].reshape([]).astype("float32") if k in outputs else zero
                              for k in STAT_KEYS])  # [4]
 
     def _record(self, sums: list[float], lr: float, grad_norm: float, tokens_per_s: float) -> dict:
         loss = window_loss(sums)
-        return {"step": self.step, "loss": round(loss, 6), "ppl": round(math.exp(min(loss, 50.0)), 4),
-                "lr": lr, "grad_norm": round(grad_norm, 6), "tokens_per_s": round(tokens_per_s, 1)}
+        out = {"step": self.step, "loss": round(loss, 6), "ppl": round(math.exp(min(loss, 50.0)), 4),
+               "lr": lr, "grad_norm": round(grad_norm, 6), "tokens_per_s": round(tokens_per_s, 1)}
+        if self.scaler is not None:  # fp16: the loss scale now and the overflowing steps skipped so far
+            out.update(loss_scale=self.scaler.scale, skipped_steps=self.scaler.skipped)
+        return out
 
 
 def train(data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> dict:
@@ -349,6 +376,8 @@ def _announce_and_run(trainer: Trainer, progress: bool) -> dict:
         print(f"[paddle-lm] {trainer.model_cfg.model}: {n_params:,} parameters; vocab {trainer.model_cfg.vocab_size:,}; "
               f"corpus {c.n_sentences:,} sentences / {c.n_tokens:,} tokens; {trainer.world} rank(s) on "
               f"{trainer.device}; "
-              f"{trainer.steps_per_epoch:,} steps per epoch; training to step {trainer.total_steps:,}",
-              flush=True)
+              f"{trainer.steps_per_epoch:,} steps per epoch; training to step {trainer.total_steps:,}"
+              f"{trainer.describe_precision()}", flush=True)
+        if trainer.amp_note:
+            print(f"[paddle-lm] note: {trainer.amp_note}", flush=True)
     return trainer.run()
