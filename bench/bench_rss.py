@@ -39,16 +39,17 @@ print("RSS_MIB", *(int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon"
 
 
 def short_run(pattern: str, vocab: str, steps: int, tmp: str, negatives: int = 1024, threads: int = 1,
-              extra: tuple[str, ...] = (), device: str = "cpu") -> dict:
+              extra: tuple[str, ...] = (), device: str = "cpu", env: dict | None = None) -> dict:
     """One short `run_pretrain.py` run (elmo-small unless `extra` flags say otherwise, one process with `threads`
     OMP threads, a sampled softmax of `negatives`): its peak, final anonymous and final file-backed RSS (MiB),
-    median tokens/s after the first logged window, metrics rows and stdout."""
+    median tokens/s after the first logged window, metrics rows and stdout. `env`: extra environment."""
     save = tempfile.mkdtemp(dir=tmp)
     cmd = ["run_pretrain.py", "--device", device, "--train_data_path", pattern, "--vocab_file", vocab,
            "--n_negative_samples", str(negatives), "--max_steps", str(steps),
            "--logging_steps", str(max(1, steps // 3)), "--save_steps", str(10 * steps), "--save_dir", save,
            "--no-visualdl", *extra]
-    env = {**os.environ, "MKL_DEBUG_CPU_TYPE": "5", "OMP_NUM_THREADS": str(threads), "PYTHONPATH": ROOT}
+    env = {**os.environ, "MKL_DEBUG_CPU_TYPE": "5", "OMP_NUM_THREADS": str(threads), "PYTHONPATH": ROOT,
+           **(env or {})}
     out = subprocess.run([sys.executable, "-c", PROBE, *cmd], cwd=ROOT, env=env, capture_output=True, text=True,
                          check=False)
     if out.returncode:

@@ -18,10 +18,39 @@ def gpu_build() -> bool:
     return True
 
 
+#: glibc malloc: serve blocks up to this size from the heap, and never give freed heap memory back (see
+#: `tune_malloc`).
+MMAP_THRESHOLD = 2**30
+
+
+def tune_malloc() -> bool:
+    """Keep freed host memory for reuse instead of returning it to the OS; True where glibc took the setting.
+
+    By default glibc maps every block over 32 MiB afresh and unmaps it on free, so each large tensor Paddle
+    allocates on the CPU (a [1120, 10000] float32 logits array is 45 MB) is page-faulted in again at every use:
+    measured on this project's 2-vCPU box, an out-of-place add of two such arrays took 21.5 ms and a
+    `paddle.zeros` 24.6 ms, against 4.5 and 1.8 ms with this setting. The cost is that the process keeps its
+    peak heap (the resident set does not shrink after a peak). `PADDLE_LM_MALLOC_TUNING=0` leaves glibc alone.
+    """
+    if os.environ.get("PADDLE_LM_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        return bool(libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(libc.mallopt(m_trim_threshold,
+                                                                                           2**31 - 1))
+    except (OSError, AttributeError):  # not glibc (musl, ...)
+        return False
+
+
 def quiet_startup() -> None:
-    """Before Paddle loads: MKL's fast path on AMD CPUs; with the CPU build, silence Paddle's and third-party
-    import-time chatter (with the CUDA build, Paddle's CUDA / NCCL warnings stay visible)."""
+    """Before Paddle loads: MKL's fast path on AMD CPUs, glibc malloc tuned for large tensors (`tune_malloc`);
+    with the CPU build, silence Paddle's and third-party import-time chatter (with the CUDA build, Paddle's
+    CUDA / NCCL warnings stay visible)."""
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    tune_malloc()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if not gpu_build():
         os.environ.setdefault("GLOG_minloglevel", "2")
