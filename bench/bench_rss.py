@@ -30,8 +30,9 @@ from paddle_lm.config import SAMPLE_LM_DIR
 # run_pretrain.py in this process, then its peak RSS and, at the end, the anonymous vs file-backed (memory-mapped
 # cache pages, which the kernel can drop) parts of the resident set.
 PROBE = """
-import runpy, sys
+import os, runpy, sys
 sys.argv = sys.argv[1:]
+exec(os.environ.get("BENCH_SETUP", ""))
 runpy.run_path("run_pretrain.py", run_name="__main__")
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print("RSS_MIB", *(int(status[k].split()[0]) / 1024 for k in ("VmHWM", "RssAnon", "RssFile")))
@@ -42,7 +43,8 @@ def short_run(pattern: str, vocab: str, steps: int, tmp: str, negatives: int = 1
               extra: tuple[str, ...] = (), device: str = "cpu", env: dict | None = None) -> dict:
     """One short `run_pretrain.py` run (elmo-small unless `extra` flags say otherwise, one process with `threads`
     OMP threads, a sampled softmax of `negatives`): its peak, final anonymous and final file-backed RSS (MiB),
-    median tokens/s after the first logged window, metrics rows and stdout. `env`: extra environment."""
+    median tokens/s after the first logged window, metrics rows and stdout. `env`: extra environment (a
+    BENCH_SETUP there is Python run before the script, e.g. to swap the model)."""
     save = tempfile.mkdtemp(dir=tmp)
     cmd = ["run_pretrain.py", "--device", device, "--train_data_path", pattern, "--vocab_file", vocab,
            "--n_negative_samples", str(negatives), "--max_steps", str(steps),
