@@ -21,9 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB
 from bench_rss import short_run
-
-from paddle_lm.config import SAMPLE_LM_DIR
 
 MODES = ("off", "bf16", "fp16")
 
@@ -36,8 +35,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--batch_size", type=int, default=32)
     args = p.parse_args()
-    pattern = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
-    vocab = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+    pattern = SAMPLE_TRAIN
+    vocab = SAMPLE_VOCAB
     runs: dict[str, list] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):

@@ -27,6 +27,10 @@ sys.path.insert(0, ROOT)
 
 from paddle_lm.config import SAMPLE_LM_DIR
 
+#: The sample's training shards and vocabulary (`bash download_data.sh --sample`), for every bench.
+SAMPLE_TRAIN = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
+SAMPLE_VOCAB = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+
 CHILD = """
 import sys, time
 from paddle_lm.data.shards import EncodedCorpus
@@ -41,7 +45,7 @@ print(time.perf_counter() - t, c.n_tokens)
 
 def build_corpus(out: str, tokens: int, shards: int) -> tuple[str, int]:
     lines = []
-    for path in sorted(glob.glob(os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*"))):
+    for path in sorted(glob.glob(SAMPLE_TRAIN)):
         with open(path, encoding="utf-8") as f:
             lines += [ln for ln in f.read().split("\n") if ln.strip()]
     if not lines:
@@ -79,7 +83,7 @@ def main() -> None:
     p.add_argument("--shards", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    vocab = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+    vocab = SAMPLE_VOCAB
     with tempfile.TemporaryDirectory() as tmp:
         pattern, n_lines = build_corpus(tmp, args.tokens, args.shards)
         size = sum(os.path.getsize(f) for f in glob.glob(pattern))

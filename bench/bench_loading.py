@@ -24,9 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from bench_encode import build_corpus
+from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB, build_corpus
 
-from paddle_lm.config import PRESETS, SAMPLE_LM_DIR, DataConfig, TrainConfig, apply_preset
+from paddle_lm.config import PRESETS, DataConfig, TrainConfig, apply_preset
 
 
 def measure(pattern: str, vocab: str, steps: int, negatives: int, tmp: str) -> dict:
@@ -66,10 +66,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--negatives", type=int, default=8192)
     args = p.parse_args()
-    vocab = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+    vocab = SAMPLE_VOCAB
     with tempfile.TemporaryDirectory() as tmp:
         big, _ = build_corpus(tmp, args.tokens, 100)
-        corpora = {"sample": os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*"), "large": big}
+        corpora = {"sample": SAMPLE_TRAIN, "large": big}
         out = {name: measure(pattern, vocab, args.steps, args.negatives, tmp) for name, pattern in corpora.items()}
     print(f"elmo-small, batch 32 x 20, {args.negatives:,} negatives, {args.steps} steps, 1 process")
     print(f"{'corpus':>7} {'step':>9} {'build a batch':>14} {'share':>7} {'wait (prefetched)':>18} {'share':>7}")

@@ -19,9 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB
 from bench_rss import short_run
-
-from paddle_lm.config import SAMPLE_LM_DIR
 
 SETTINGS = {"tuned": {}, "glibc default": {"PADDLE_LM_MALLOC_TUNING": "0"}}
 
@@ -33,8 +32,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     args, extra = p.parse_known_args()
-    pattern = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
-    vocab = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+    pattern = SAMPLE_TRAIN
+    vocab = SAMPLE_VOCAB
     runs: dict[str, list] = {k: [] for k in SETTINGS}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):

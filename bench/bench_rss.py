@@ -23,9 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from bench_encode import build_corpus
-
-from paddle_lm.config import SAMPLE_LM_DIR
+from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB, build_corpus
 
 # run_pretrain.py in this process, then its peak RSS and, at the end, the anonymous vs file-backed (memory-mapped
 # cache pages, which the kernel can drop) parts of the resident set.
@@ -76,8 +74,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()
-    vocab = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
-    sample = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
+    vocab = SAMPLE_VOCAB
+    sample = SAMPLE_TRAIN
     with tempfile.TemporaryDirectory() as tmp:
         big, _ = build_corpus(tmp, args.tokens, 100)
         corpora = {"sample": sample, "large": big}

@@ -23,13 +23,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB
 from bench_rss import short_run
-
-from paddle_lm.config import SAMPLE_LM_DIR
 
 
 def padded_vocab(size: int, folder: str) -> str:
-    with open(os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt"), encoding="utf-8") as f:
+    with open(SAMPLE_VOCAB, encoding="utf-8") as f:
         words = [w for w in f.read().split("\n") if w]
     words += [f"__unseen{i}__" for i in range(size - 3 - len(words))]  # + <S> </S> <UNK> added by Vocab
     path = os.path.join(folder, f"vocab-{size}.txt")
@@ -49,10 +48,10 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     args = p.parse_args()
-    pattern = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
+    pattern = SAMPLE_TRAIN
     cases = [(m, v) for m in args.modes for v in args.vocab]
     with tempfile.TemporaryDirectory() as tmp:
-        vocabs = {v: padded_vocab(v, tmp) if v > 16285 else os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+        vocabs = {v: padded_vocab(v, tmp) if v > 16285 else SAMPLE_VOCAB
                   for v in args.vocab}
         runs: dict[tuple, list] = {c: [] for c in cases}
         for _ in range(args.repeats):

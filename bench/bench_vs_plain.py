@@ -25,10 +25,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB
 from bench_rss import short_run
 from bench_vs_torch import GEMM, child
 
-from paddle_lm.config import PRESETS, SAMPLE_LM_DIR, apply_preset
+from paddle_lm.config import PRESETS, apply_preset
 from paddle_lm.models.flops import train_flops_per_token
 
 #: Run before run_pretrain.py (bench_rss.short_run's BENCH_SETUP): the trainer's model becomes the plain network.
@@ -49,8 +50,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch_size", type=int, default=32)
     args = p.parse_args()
-    pattern = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
-    vocab = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
+    pattern = SAMPLE_TRAIN
+    vocab = SAMPLE_VOCAB
     flags = ("--preset", "elmo-paddlenlp", "--batch_size", str(args.batch_size))
     runs: dict[str, list] = {"gemm": [], **{side: [] for side in SIDES}}
     with tempfile.TemporaryDirectory() as tmp:

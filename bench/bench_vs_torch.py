@@ -29,9 +29,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB
 from bench_rss import short_run
 
-from paddle_lm.config import SAMPLE_LM_DIR, ModelConfig
+from paddle_lm.config import ModelConfig
 from paddle_lm.models.flops import train_flops_per_token
 
 VOCAB, EMBED, HIDDEN, LAYERS, BATCH, UNROLL = 10_000, 256, 512, 2, 32, 35
@@ -70,7 +71,7 @@ def child(args: list[str], threads: int, env: dict | None = None) -> dict:
 
 
 def top_words(n: int, folder: str) -> str:
-    with open(os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt"), encoding="utf-8") as f:
+    with open(SAMPLE_VOCAB, encoding="utf-8") as f:
         words = [w for w in f.read().split("\n") if w][: n - 3]  # + <S> </S> <UNK>
     path = os.path.join(folder, f"vocab-{n}.txt")
     with open(path, "w", encoding="utf-8") as f:
@@ -84,7 +85,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
-    pattern = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
+    pattern = SAMPLE_TRAIN
     ours_flags = ("--model", "lstm", "--embedding_dim", str(EMBED), "--hidden_size", str(HIDDEN), "--num_layers",
                   str(LAYERS), "--no-tie_weights", "--dropout", "0.2", "--batch_size", str(BATCH),
                   "--unroll_steps", str(UNROLL))
