@@ -5,7 +5,8 @@
 
 Runs the real run_pretrain.py on the sample data (build it first: `bash download_data.sh --sample`), reads
 tokens/s from metrics.jsonl (the first logging window is skipped as warm-up), and prints the median over
-repeats for each setting, the per-step wall time, peak RSS per rank, and the 2-rank/1-rank ratio.
+repeats for each setting (1 and 2 ranks alternate), the per-step wall time, peak RSS per rank, and the
+2-rank/1-rank ratio, as a table and a JSON last line.
 """
 
 from __future__ import annotations
@@ -57,19 +58,25 @@ def main() -> None:
     p.add_argument("--threads_one_rank", type=int, default=1,
                    help="OMP threads for the 1-rank run (the launcher gives each rank 1)")
     args, extra = p.parse_known_args()
-    results = {}
-    for ranks in (1, 2):
-        runs = [run_once(ranks, args, extra) for _ in range(args.repeats)]
-        tps = [r[0] for r in runs]
-        results[ranks] = (statistics.median(tps), max(r[1] for r in runs), tps)
-        per_step = runs[0][2]
+    runs: dict[int, list] = {1: [], 2: []}
+    for _ in range(args.repeats):
+        for ranks, done in runs.items():  # alternating
+            done.append(run_once(ranks, args, extra))
+    results = {ranks: (statistics.median(r[0] for r in rs), max(r[1] for r in rs), [r[0] for r in rs])
+               for ranks, rs in runs.items()}
+    per_step = runs[1][0][2]
     print(f"\npreset {args.preset}, {per_step} tokens per rank per step, {args.steps} steps, "
           f"median of {args.repeats} runs (OMP threads: 1-rank run {args.threads_one_rank}, 1 per rank when launched)")
     print(f"{'ranks':>5} {'tokens/s':>10} {'s/step':>8} {'peak RSS MiB':>13}  runs")
     for ranks, (tps, rss, all_tps) in results.items():
         step_s = per_step * ranks / tps
         print(f"{ranks:>5} {tps:>10.0f} {step_s:>8.3f} {rss:>13.0f}  {', '.join(f'{t:.0f}' for t in all_tps)}")
-    print(f"2-rank / 1-rank throughput: {results[2][0] / results[1][0]:.2f}x")
+    ratio = results[2][0] / results[1][0]
+    print(f"2-rank / 1-rank throughput: {ratio:.2f}x")
+    print(json.dumps({"preset": args.preset, "extra": extra, "steps": args.steps, "repeats": args.repeats,
+                      "threads_one_rank": args.threads_one_rank, "ratio": ratio,
+                      **{f"ranks_{k}": {"tokens_per_s": v[0], "peak_rss_mib": v[1], "runs": v[2]}
+                         for k, v in results.items()}}))
 
 
 if __name__ == "__main__":
