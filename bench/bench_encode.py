@@ -31,6 +31,18 @@ from paddle_lm.config import SAMPLE_LM_DIR
 SAMPLE_TRAIN = os.path.join(ROOT, SAMPLE_LM_DIR, "training-tokenized-shuffled", "*")
 SAMPLE_VOCAB = os.path.join(ROOT, SAMPLE_LM_DIR, "vocab-15w.txt")
 
+
+def sample_vocab(size: int, folder: str) -> str:
+    """A vocabulary file of exactly `size` entries: the sample's most frequent ones (its first lines, <S> </S>
+    <UNK> included), padded with words that never occur where `size` is larger."""
+    with open(SAMPLE_VOCAB, encoding="utf-8") as f:
+        words = [w for w in f.read().split("\n") if w][:size]
+    words += [f"__unseen{i}__" for i in range(size - len(words))]
+    path = os.path.join(folder, f"vocab-{size}.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(words) + "\n")
+    return path
+
 CHILD = """
 import sys, time
 from paddle_lm.data.shards import EncodedCorpus

@@ -23,18 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB
+from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB, sample_vocab
 from bench_rss import short_run
-
-
-def padded_vocab(size: int, folder: str) -> str:
-    with open(SAMPLE_VOCAB, encoding="utf-8") as f:
-        words = [w for w in f.read().split("\n") if w]
-    words += [f"__unseen{i}__" for i in range(size - 3 - len(words))]  # + <S> </S> <UNK> added by Vocab
-    path = os.path.join(folder, f"vocab-{size}.txt")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(words) + "\n")
-    return path
 
 
 def main() -> None:
@@ -51,7 +41,7 @@ def main() -> None:
     pattern = SAMPLE_TRAIN
     cases = [(m, v) for m in args.modes for v in args.vocab]
     with tempfile.TemporaryDirectory() as tmp:
-        vocabs = {v: padded_vocab(v, tmp) if v > 16285 else SAMPLE_VOCAB
+        vocabs = {v: sample_vocab(v, tmp) if v > 16285 else SAMPLE_VOCAB
                   for v in args.vocab}
         runs: dict[tuple, list] = {c: [] for c in cases}
         for _ in range(args.repeats):

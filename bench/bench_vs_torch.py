@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from bench_encode import SAMPLE_TRAIN, SAMPLE_VOCAB
+from bench_encode import SAMPLE_TRAIN, sample_vocab
 from bench_rss import short_run
 
 from paddle_lm.config import ModelConfig
@@ -70,15 +70,6 @@ def child(args: list[str], threads: int, env: dict | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def top_words(n: int, folder: str) -> str:
-    with open(SAMPLE_VOCAB, encoding="utf-8") as f:
-        words = [w for w in f.read().split("\n") if w][: n - 3]  # + <S> </S> <UNK>
-    path = os.path.join(folder, f"vocab-{n}.txt")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(words) + "\n")
-    return path
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=30)
@@ -95,7 +86,7 @@ def main() -> None:
     sides = ("ours", "ours_stock_malloc", "torch", "torch_tuned_malloc")
     runs: dict[str, list[float]] = {k: [] for k in ("gemm_paddle", "gemm_torch", *sides)}
     with tempfile.TemporaryDirectory() as tmp:
-        vocab = top_words(VOCAB, tmp)
+        vocab = sample_vocab(VOCAB, tmp)
         for _ in range(args.repeats):  # alternating
             runs["gemm_paddle"].append(child(["-c", GEMM, "paddle", str(args.threads)], args.threads)["gflops"])
             runs["gemm_torch"].append(child(["-c", GEMM, "torch", str(args.threads)], args.threads)["gflops"])
