@@ -341,9 +341,11 @@ class Trainer:
             with paddle.amp.auto_cast(enable=self.amp_dtype is not None, dtype=self.amp_dtype or "float16",
                                       level="O1"):
                 outputs, loss, new_state = self.net(inputs, self.state)
-            loss = loss.astype("float32") / self.accum if self.accum > 1 else loss.astype("float32")
+            if self.amp_dtype:  # autocast may leave the loss and the carried state in low precision
+                loss, new_state = loss.astype("float32"), [t.astype("float32") for t in new_state]
+            loss = loss / self.accum if self.accum > 1 else loss
             (loss * self.scaler.scale if self.scaler is not None else loss).backward()
-        self.state = [t.detach().astype("float32") for t in new_state]
+        self.state = [t.detach() for t in new_state]
         zero = paddle.zeros([], dtype="float32")
         return paddle.stack([outputs[k].reshape([]).astype("float32") if k in outputs else zero
                              for k in STAT_KEYS])  # [4]
