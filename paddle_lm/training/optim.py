@@ -8,6 +8,7 @@ import math
 import paddle
 
 from paddle_lm.config import TrainConfig
+from paddle_lm.training.amp import LossScaler
 from paddle_lm.training.rowwise import RowwiseSoftmax
 
 
@@ -54,12 +55,27 @@ def build_optimizer(cfg: TrainConfig, model: paddle.nn.Layer, total_steps: int, 
     return opt, sched, rows
 
 
-def load_optimizer_state(opt, rows: RowwiseSoftmax | None, state: dict) -> None:
-    """Give a saved optimizer state (saved in either --softmax_update mode) to the Paddle optimizer `opt` and the
-    row-wise softmax `rows`. Paddle's optimizer asserts, when its first step creates an accumulator, that a
-    non-empty loaded state holds it: so it gets neither the row-wise softmax's accumulators nor, from a
-    checkpoint taken before any update was applied (every fp16 step skipped), anything but the LR schedule."""
+SCALER_KEY = "loss_scaler"  # the fp16 loss scaler's state, in the .pdopt beside the optimizer's
+
+
+def optimizer_state(opt, rows: RowwiseSoftmax | None, scaler: LossScaler | None) -> dict:
+    """What a checkpoint's .pdopt holds: the Paddle optimizer's state (with the LR schedule), the row-wise
+    softmax's accumulators under Paddle's names, and the fp16 loss scaler's state."""
+    state = {**opt.state_dict(), **(rows.state_dict() if rows is not None else {})}
+    if scaler is not None:
+        state[SCALER_KEY] = scaler.state_dict()
+    return state
+
+
+def load_optimizer_state(opt, rows: RowwiseSoftmax | None, scaler: LossScaler | None, state: dict) -> None:
+    """The inverse of `optimizer_state`, for a state saved in either --softmax_update mode, with or without a
+    scaler. Paddle's optimizer asserts, when its first step creates an accumulator, that a non-empty loaded
+    state holds it: so it gets neither the row-wise softmax's accumulators nor, from a checkpoint taken before
+    any update was applied (every fp16 step skipped), anything but the LR schedule."""
     state = dict(state)
+    scaler_state = state.pop(SCALER_KEY, None)
+    if scaler is not None and scaler_state:
+        scaler.set_state_dict(scaler_state)
     if rows is not None:
         rows.set_state_dict(state)
         for key in rows.state_dict():

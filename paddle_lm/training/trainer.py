@@ -32,14 +32,13 @@ from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
 from paddle_lm.training.amp import MIN_SCALE, LossScaler, resolve_amp
 from paddle_lm.training.metrics import MetricsLog
-from paddle_lm.training.optim import build_optimizer, clip_grad_norm, load_optimizer_state
+from paddle_lm.training.optim import build_optimizer, clip_grad_norm, load_optimizer_state, optimizer_state
 from paddle_lm.training.prefetch import Prefetcher
 from paddle_lm.training.rowwise import touched_rows
 from paddle_lm.training.run_dir import claim_save_dir
 from paddle_lm.training.signals import StopFlag
 from paddle_lm.training.sources import make_source
 
-SCALER_KEY = "loss_scaler"  # the fp16 loss scaler's state, in the .pdopt beside the optimizer's
 RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + micro) before every micro-step; "
               "softmax samples: numpy default_rng([seed, rank, micro]); "
               "micro = step * gradient_accumulation_steps + k")
@@ -173,11 +172,7 @@ class Trainer:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
                 f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
         self.model.set_state_dict(ckpt.load_params(prefix, side))
-        opt_state = ckpt.load_optimizer(prefix, side)
-        scaler_state = opt_state.pop(SCALER_KEY, None)
-        load_optimizer_state(self.opt, self.rows, opt_state)
-        if self.scaler is not None and scaler_state:
-            self.scaler.set_state_dict(scaler_state)
+        load_optimizer_state(self.opt, self.rows, self.scaler, ckpt.load_optimizer(prefix, side))
         self.step = int(side["step"])
         self.resumed_metrics = side.get("metrics") or {}
         carried = ckpt.load_carried(prefix, side)
@@ -203,10 +198,8 @@ class Trainer:
                 "geometry": self.geometry(), "rng": {"scheme": RNG_SCHEME, "seed": self.cfg.seed},
                 "metrics": last or {}, "saved_at": time.time(),
             }
-            opt_state = {**self.opt.state_dict(), **(self.rows.state_dict() if self.rows is not None else {})}
-            if self.scaler is not None:
-                opt_state[SCALER_KEY] = self.scaler.state_dict()
-            params, opt = ckpt.host_state(self.model.state_dict()), ckpt.host_state(opt_state)
+            params = ckpt.host_state(self.model.state_dict())
+            opt = ckpt.host_state(optimizer_state(self.opt, self.rows, self.scaler))
             carried = {f"s{i}": a for i, a in enumerate(gathered)}
             step, save_dir, keep = self.step, self.cfg.save_dir, self.cfg.keep_last
 
