@@ -324,3 +324,22 @@ def test_compare_shares_elmo_features_and_shows_classifier_overrides(polarity, e
     assert "top-p2: " in out and "pooled once for an earlier encoder" in out and "classifier: patience 2" in out
     mix, top = json.loads(out.strip().splitlines()[-1])["encoders"]
     assert mix["classifier"]["patience"] == 4 and top["classifier"]["patience"] == 2 and top["dim"] == mix["dim"]
+
+
+def test_head_names_apart_from_the_encoder():
+    """Fine-tuning optimizes the head and the encoder with one Adam, which keys its moments by parameter name:
+    the encoder (build_model, names from a fresh counter) and the head (its own "head_" counter) never share one,
+    whatever was built before in the process."""
+    import dataclasses
+
+    from paddle_lm.config import PRESETS, apply_preset
+    from paddle_lm.downstream.bow import BowClassifier
+    from paddle_lm.models import build_model
+
+    cfg = dataclasses.replace(apply_preset(PRESETS["elmo-tiny"]["model"], "elmo-tiny"), vocab_size=20)
+    for _ in range(2):
+        encoder = build_model(cfg, with_softmax=False)
+        head = BowClassifier(2 * cfg.projection_dim, 8, num_layers=cfg.num_layers + 1)
+        names = [p.name for p in encoder.parameters()] + [p.name for p in head.parameters()]
+        assert len(set(names)) == len(names)
+        assert all(p.name.startswith("head_") for p in head.parameters())

@@ -44,25 +44,28 @@ class BowClassifier(nn.Layer):
     def __init__(self, input_dim: int, hidden_size: int = 128, dropout: float = 0.3, num_layers: int = 1,
                  num_classes: int = 2, normalize: bool = True, combine: str = "mix"):
         super().__init__()
-        if combine not in ("mix", "concat"):
-            raise ValueError(f"combine must be 'mix' or 'concat', not {combine!r}")
-        self.concat = combine == "concat" and num_layers > 1
-        if self.concat:
-            input_dim *= num_layers
-        # Per-feature standardization of the sentence vector (batch statistics while training, running
-        # ones after): averaged ELMo states vary little around a large common offset, which stalls the MLP.
-        self.norm = nn.BatchNorm1D(input_dim) if normalize else None
-        self.num_layers = num_layers
-        if num_layers > 1 and not self.concat:
-            from paddle_lm.downstream.embedder import ScalarMix
+        # Own parameter names ("head_linear_0.w_0", ...): build_model names the encoder from a fresh counter too,
+        # and one optimizer over both (fine-tuning) keys its state by name.
+        with paddle.utils.unique_name.guard("head_"):
+            if combine not in ("mix", "concat"):
+                raise ValueError(f"combine must be 'mix' or 'concat', not {combine!r}")
+            self.concat = combine == "concat" and num_layers > 1
+            if self.concat:
+                input_dim *= num_layers
+            # Per-feature standardization of the sentence vector (batch statistics while training, running
+            # ones after): averaged ELMo states vary little around a large common offset, which stalls the MLP.
+            self.norm = nn.BatchNorm1D(input_dim) if normalize else None
+            self.num_layers = num_layers
+            if num_layers > 1 and not self.concat:
+                from paddle_lm.downstream.embedder import ScalarMix
 
-            self.mix = ScalarMix(num_layers, do_layer_norm=False)
-        else:
-            self.mix = None
-        self.mlp = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(input_dim, hidden_size), nn.ReLU(),
-            nn.Dropout(dropout), nn.Linear(hidden_size, num_classes),
-        )
+                self.mix = ScalarMix(num_layers, do_layer_norm=False)
+            else:
+                self.mix = None
+            self.mlp = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(input_dim, hidden_size), nn.ReLU(),
+                nn.Dropout(dropout), nn.Linear(hidden_size, num_classes),
+            )
 
     def forward(self, layers: list, mask: paddle.Tensor | None = None) -> paddle.Tensor:
         if len(layers) != self.num_layers:
@@ -109,7 +112,13 @@ def fit(model: BowClassifier, features, labels: np.ndarray, fit_idx: np.ndarray,
     """
     rng = np.random.default_rng(seed)
     paddle.seed(seed)  # dropout
-    opt = paddle.optimizer.Adam(learning_rate=lr, parameters=list(model.parameters()) + features.parameters())
+    params = list(model.parameters()) + features.parameters()
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):  # Adam keys its moments by name: two parameters would share them
+        clash = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"classifier and encoder parameters share names {clash[:5]}; build each under its own "
+                         "paddle.utils.unique_name.guard prefix")
+    opt = paddle.optimizer.Adam(learning_rate=lr, parameters=params)
     best = {"dev_loss": math.inf, "best_epoch": 0, "dev_accuracy": 0.0}
     best_state, bad, epoch = None, 0, 0
     steps = math.ceil(len(fit_idx) / batch_size)
