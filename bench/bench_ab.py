@@ -50,8 +50,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=15)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("flags", nargs="*", help="run_pretrain.py flags (after --)")
-    args = p.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)  # everything after "--" goes to run_pretrain.py
+    args = p.parse_args(argv[:cut])
+    args.flags = argv[cut + 1:]
     with tempfile.TemporaryDirectory() as tmp:
         old = os.path.join(tmp, "old")
         subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", "-q", old, args.rev], check=True)

@@ -101,6 +101,9 @@ def test_stream_covers_every_position_once_with_correct_targets(tiny_corpus, tmp
         for s in range(st.steps_per_epoch):
             b = st.batch(s)
             assert b["char_ids"].shape == (B, T, 50)
+            unique = b["char_unique"]  # the distinct tokens the char-CNN encodes once each
+            assert len(np.unique(unique, axis=0)) == len(unique) <= B * T
+            assert (unique[b["char_inverse"]] == b["char_ids"].reshape(B * T, 50)).all()
             for row in range(B):
                 for t in range(T):
                     p = int(st.row_start[row]) + s * T + t

@@ -99,6 +99,34 @@ def test_loss_counts_only_masked_targets():
     assert abs(float(loss) - expected) < 1e-5
 
 
+def test_distinct_token_char_cnn_is_exact():
+    """The char-CNN run once per distinct token and gathered (the batch's char_unique / char_inverse, as the data
+    stream adds them) gives the loss and every gradient of running it per occurrence, to float rounding."""
+    from paddle_lm.data.chars import distinct_rows
+
+    batch = make_batch("elmo", b=4, t=6)
+    chars = batch["char_ids"].numpy()
+    chars[1] = chars[0]  # repeated tokens, as text has them
+    chars[2, :3] = chars[3, 3:]
+    chars[3, 5] = 0  # a missing-token row
+    batch["char_ids"] = paddle.to_tensor(chars)
+    unique, inverse = distinct_rows(chars)
+    assert len(unique) < chars.shape[0] * chars.shape[1]
+    fast = {**batch, "char_unique": paddle.to_tensor(unique), "char_inverse": paddle.to_tensor(inverse)}
+    results = []
+    for inputs in (batch, fast):
+        model = make_model("elmo-tiny")
+        _, loss, state = model(inputs)
+        loss.backward()
+        results.append((loss, state, {n: p.grad.numpy() for n, p in model.named_parameters()}))
+    (loss_a, state_a, grads_a), (loss_b, state_b, grads_b) = results
+    close(loss_a, loss_b, atol=1e-6)
+    for a, b in zip(state_a, state_b):
+        close(a, b)
+    for name, grad in grads_a.items():
+        np.testing.assert_allclose(grads_b[name], grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
 @pytest.mark.parametrize("preset", ["elmo-tiny", "lstm-tiny"])
 def test_gradients_reach_every_parameter(preset):
     model = make_model(preset)

@@ -52,3 +52,18 @@ def sentences_char_ids(sentences: list[list[str]], max_chars: int = 50) -> tuple
     table = char_table([tok for sent in sentences for tok in sent], max_chars)  # [n_tokens, C]
     ids[mask > 0] = table  # row-major order of the mask = the sentences' tokens in order
     return ids, mask
+
+
+def distinct_rows(char_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct tokens of a batch: ``char_ids [..., C]`` -> (``unique [U, C]`` in the same dtype, ``inverse
+    [N]`` int64 with ``char_ids.reshape(-1, C) == unique[inverse]``), N = the product of the leading axes.
+
+    What lets the char-CNN run once per distinct token of a batch and gather (an exact reformulation: each
+    token's encoding depends on its characters alone). Rows are compared as raw bytes, so this is one sort of
+    N keys, not a lexicographic sort over C columns.
+    """
+    c = char_ids.shape[-1]
+    flat = np.ascontiguousarray(char_ids.reshape(-1, c))  # [N, C]
+    keys = flat.view(np.dtype((np.void, flat.dtype.itemsize * c))).reshape(-1)  # [N] one opaque key per row
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return flat[first], inverse.reshape(-1).astype(np.int64)

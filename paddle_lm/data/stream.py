@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from paddle_lm.data.chars import distinct_rows
 from paddle_lm.data.shards import EncodedCorpus
 from paddle_lm.errors import UserError
 
@@ -45,7 +46,8 @@ class BPTTStream:
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
         """Arrays for step `step` of an epoch: token_ids/fw_targets/bw_targets [B,T] int64, masks [B,T]
-        float32, and char_ids [B,T,C] int32 when the corpus has char ids."""
+        float32, and char_ids [B,T,C] int32 when the corpus has char ids, with its distinct tokens char_unique
+        [U,C] and char_inverse [B*T] (data.chars.distinct_rows: the char-CNN runs once per distinct token)."""
         if not 0 <= step < self.steps_per_epoch:
             raise IndexError(f"step {step} outside the epoch's {self.steps_per_epoch} steps")
         B, T, vocab = self.batch_size, self.unroll, self.corpus.vocab
@@ -80,4 +82,5 @@ class BPTTStream:
         }
         if chars is not None:
             out["char_ids"] = chars
+            out["char_unique"], out["char_inverse"] = distinct_rows(chars)  # [U, C], [B*T]
         return out

@@ -20,7 +20,7 @@ import paddle.nn.functional as F
 from paddle import nn
 from tqdm import tqdm
 
-from paddle_lm.data.chars import sentences_char_ids
+from paddle_lm.data.chars import distinct_rows, sentences_char_ids
 from paddle_lm.data.vocab import BOS, EOS
 from paddle_lm.device import set_device
 from paddle_lm.errors import UserError
@@ -116,13 +116,19 @@ class ELMoEmbedder:
         return (f"ELMoEmbedder({self.prefix!r}, layers={self.num_layers}, dim={2 * self.projection_dim}, "
                 f"batch_size={self.batch_size})")
 
+    def _encode(self, char_ids: np.ndarray, mask: np.ndarray):
+        """``ELMo.encode`` of numpy ``char_ids [B, T, C]`` and ``mask [B, T]``, the char-CNN once per distinct token."""
+        unique, inverse = distinct_rows(char_ids)  # [U, C], [B*T]
+        distinct = (paddle.to_tensor(unique), paddle.to_tensor(inverse))
+        return self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask), distinct=distinct)
+
     def _run_batch(self, char_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Eval-mode, gradient-free ``ELMo.encode`` of one batch: ``[B, L, T+2, 2P]`` numpy."""
         was_training = self.model.training
         self.model.eval()
         try:
             with paddle.no_grad():
-                layers, _ = self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask))  # L x [B, T+2, 2P]
+                layers, _ = self._encode(char_ids, mask)  # L x [B, T+2, 2P]
                 return paddle.stack(layers, axis=1).numpy()  # [B, L, T+2, 2P]
         finally:
             if was_training:
@@ -169,7 +175,7 @@ class ELMoEmbedder:
         """
         validate_sentences(sentences, allow_empty_list=False)
         char_ids, mask = sentences_char_ids([[BOS, *s, EOS] for s in sentences], self.max_chars)
-        layers, _ = self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask))  # L x [B, T+2, 2P]
+        layers, _ = self._encode(char_ids, mask)  # L x [B, T+2, 2P]
         lengths = np.array([len(s) for s in sentences])  # [B]
         token_mask = (np.arange(lengths.max())[None, :] < lengths[:, None]).astype(np.float32)  # [B, T]
         return [h[:, 1:-1] for h in layers], paddle.to_tensor(token_mask)  # L x [B, T, 2P], [B, T]

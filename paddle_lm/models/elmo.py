@@ -65,7 +65,8 @@ class ELMo(nn.Layer):
     ``forward(batch, state=None) -> (outputs, loss, new_state)`` where ``batch`` holds ``char_ids`` int
     ``[B, T, C]``, ``fw_targets`` / ``bw_targets`` int64 ``[B, T]`` (next / previous word id),
     ``fw_mask`` / ``bw_mask`` float ``[B, T]`` (1 = the target counts), and optionally ``token_mask``
-    ``[B, T]`` (1 = real token, right-padded sentences; see ``encode``) and ``softmax_samples`` int64 ``[K]``
+    ``[B, T]`` (1 = real token, right-padded sentences; see ``encode``), ``char_unique`` int ``[U, C]`` with
+    ``char_inverse`` int64 ``[B*T]`` (the batch's distinct tokens, ``data.chars.distinct_rows``) and ``softmax_samples`` int64 ``[K]``
     (train with a sampled softmax over these negatives; see models/sampled_softmax.py). The loss is the mean of the two
     directions' token-weighted mean cross-entropies; ``outputs`` holds ``fw_loss_sum``, ``fw_count``,
     ``bw_loss_sum``, ``bw_count``, ``fw_loss``, ``bw_loss`` (scalars).
@@ -100,7 +101,7 @@ class ELMo(nn.Layer):
         """Zero state for ``batch_size`` rows (flat list, forward direction first)."""
         return self.forward_lstm.initial_state(batch_size) + self.backward_lstm.initial_state(batch_size)
 
-    def encode(self, char_ids, mask=None, state=None):
+    def encode(self, char_ids, mask=None, state=None, distinct=None):
         """Contextual representations of every layer.
 
         ``char_ids`` int ``[B, T, C]``; ``mask`` ``[B, T]`` (1 = real token, sentences right-padded) or
@@ -108,7 +109,9 @@ class ELMo(nn.Layer):
         directions, ``concat(x, x)``, and ``layers[k]`` is ``concat(fw_out_k, bw_out_k)``; each
         ``[B, T, 2P]``. Without ``mask`` the backward direction reads the whole window right to left; with
         it, each sentence is reversed within its own length, so padding never reaches real tokens (values
-        at padded positions are unspecified, and ``new_state`` then includes the padding steps).
+        at padded positions are unspecified, and ``new_state`` then includes the padding steps). ``distinct``:
+        ``(unique [U, C], inverse [B*T])`` of these ``char_ids`` (``data.chars.distinct_rows``), to run the
+        char-CNN once per distinct token (same values, less work); see ``CharCNNEncoder.forward``.
         """
         n = 2 * self.num_layers
         if state is None:
@@ -116,7 +119,7 @@ class ELMo(nn.Layer):
         elif len(state) != 2 * n:
             raise ValueError(f"ELMo state must be a list of {2 * n} tensors, got {len(state)}")
         lengths = None if mask is None else mask.astype("float32").sum(axis=1).round().astype("int64")  # [B]
-        x = self.token_encoder(char_ids)  # [B, T, P]
+        x = self.token_encoder(char_ids, distinct)  # [B, T, P]
         fw_outputs, fw_state = self.forward_lstm(x, state[:n])  # L x [B, T, P]
         bw_outputs, bw_state = self.backward_lstm(reverse_padded(x, lengths), state[n:])  # L x [B, T, P]
         layers = [paddle.concat([x, x], axis=-1)]  # [B, T, 2P]
@@ -127,7 +130,8 @@ class ELMo(nn.Layer):
     def forward(self, batch: dict, state=None):
         if self.softmax is None:
             raise ValueError("this ELMo was built with_softmax=False (an encoder): it has no LM loss")
-        layers, new_state = self.encode(batch["char_ids"], batch.get("token_mask"), state)
+        distinct = (batch["char_unique"], batch["char_inverse"]) if "char_unique" in batch else None
+        layers, new_state = self.encode(batch["char_ids"], batch.get("token_mask"), state, distinct)
         b, t = batch["fw_targets"].shape
         fw, bw = paddle.split(layers[-1], 2, axis=-1)  # 2 x [B, T, P]
         hidden = self.dropout(paddle.concat([fw, bw], axis=0)).reshape([2 * b * t, -1])  # [2B*T, P]

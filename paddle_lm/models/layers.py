@@ -69,21 +69,31 @@ class CharCNNEncoder(nn.Layer):
         self.projection = nn.Linear(self.num_filters, projection_dim)
         self.output_dim = projection_dim
 
-    def forward(self, char_ids):
+    def forward(self, char_ids, distinct=None):
+        """``char_ids [B, T, C]`` -> ``[B, T, P]``. ``distinct = (unique [U, C], inverse [B*T])`` (from
+        ``data.chars.distinct_rows`` of these ``char_ids``) encodes each distinct token once and gathers: the
+        same values, with the work of U tokens instead of B*T."""
         b, t, c = char_ids.shape
-        chars = self.char_embedding(char_ids.reshape([b * t, c]))  # [B*T, C, E]
+        if distinct is None:
+            return self.encode_rows(char_ids.reshape([b * t, c])).reshape([b, t, self.output_dim])  # [B, T, P]
+        unique, inverse = distinct
+        tokens = paddle.gather(self.encode_rows(unique), inverse, axis=0)  # [B*T, P]
+        return tokens.reshape([b, t, self.output_dim])  # [B, T, P]
+
+    def encode_rows(self, char_ids):
+        """``char_ids [N, C]`` (one token per row) -> ``[N, P]``."""
+        chars = self.char_embedding(char_ids)  # [N, C, E]
         pooled = []
         for conv in self.convs:
-            features = conv(chars)  # [B*T, C - width + 1, count]
+            features = conv(chars)  # [N, C - width + 1, count]
             # Max over char positions. max_pool2d, because Paddle 3.3.1's CPU max() backward is ~100x slower.
             features = F.max_pool2d(
                 features.unsqueeze(2), (features.shape[1], 1), data_format="NHWC"
-            )  # [B*T, 1, 1, count]
-            pooled.append(features.reshape([b * t, features.shape[-1]]))  # [B*T, count]
-        tokens = self.activation(paddle.concat(pooled, axis=-1) + self.conv_bias)  # [B*T, F]
-        tokens = self.highway(tokens)  # [B*T, F]
-        tokens = self.projection(tokens)  # [B*T, P]
-        return tokens.reshape([b, t, self.output_dim])  # [B, T, P]
+            )  # [N, 1, 1, count]
+            pooled.append(features.reshape([-1, features.shape[-1]]))  # [N, count]
+        tokens = self.activation(paddle.concat(pooled, axis=-1) + self.conv_bias)  # [N, F]
+        tokens = self.highway(tokens)  # [N, F]
+        return self.projection(tokens)  # [N, P]
 
 
 class ProjectedLSTM(nn.Layer):
