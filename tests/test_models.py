@@ -314,3 +314,20 @@ def test_preset_parameter_counts(preset, without_softmax):
     # with the 793,471-word 1B-word vocabulary, elmo-original's softmax alone adds 407,050,623
     print(f"{preset}: {count_parameters(model):,} parameters at V=20000; "
           f"{without_softmax + 793_471 * 513:,} at V=793471")
+
+
+def test_flop_count_by_hand():
+    """models/flops.py against hand counts: the word LSTM LM of bench_vs_torch, and ELMo's token encoder scaled
+    by the share of positions it runs on (once per distinct token)."""
+    from paddle_lm.models.flops import forward_macs, train_flops_per_token
+
+    lm = make_cfg("lstm-tiny", vocab_size=10000, embedding_dim=256, hidden_size=512, num_layers=2)
+    lstms = 4 * 512 * (256 + 512) + 4 * 512 * (512 + 512)  # gates over [input, recurrent], two layers
+    assert train_flops_per_token(lm) == 6 * (lstms + 512 * 10000)
+    elmo = make_cfg("elmo-paddlenlp", vocab_size=1000)
+    full, half = forward_macs(elmo), forward_macs(elmo, encoded_share=0.5)
+    for part in ("char_cnn", "highways", "projection"):
+        assert half[part] == full[part] / 2
+    assert half["lstms"] == full["lstms"] and half["softmax"] == full["softmax"] == 2 * 512 * 1000
+    assert full["highways"] == 2 * 2048 * 4096 and full["char_cnn"] == 16 * sum(
+        w * n * (50 - w + 1) for w, n in elmo.filters)

@@ -22,17 +22,20 @@ def _lstm_layers(cfg: ModelConfig, input_size: int, hidden: int, proj: int) -> f
     return total
 
 
-def forward_macs(cfg: ModelConfig, negatives: int = 0, seq_len: int = 128, max_chars: int = 50) -> dict[str, float]:
+def forward_macs(cfg: ModelConfig, negatives: int = 0, seq_len: int = 128, max_chars: int = 50,
+                 encoded_share: float = 1.0) -> dict[str, float]:
     """Forward multiply-adds per token, by part. `negatives` > 0: a sampled softmax over that many classes plus
-    the target; `seq_len`: the attention span of BERT / GPT-2; `max_chars`: ELMo's characters per token."""
+    the target; `seq_len`: the attention span of BERT / GPT-2; `max_chars`: ELMo's characters per token;
+    `encoded_share`: the share of positions ELMo's token encoder runs on (1: the model's FLOPs; the distinct
+    tokens per position of a batch: the FLOPs executed, since it runs once per distinct token)."""
     classes = negatives + 1 if negatives else cfg.vocab_size
     if cfg.model == "elmo":
         f = sum(n for _, n in cfg.filters)
         p = cfg.projection_dim
         return {
-            "char_cnn": sum(w * n * cfg.char_embed_dim * (max_chars - w + 1) for w, n in cfg.filters),
-            "highways": cfg.num_highways * f * 2 * f,
-            "projection": f * p,
+            "char_cnn": encoded_share * sum(w * n * cfg.char_embed_dim * (max_chars - w + 1) for w, n in cfg.filters),
+            "highways": encoded_share * cfg.num_highways * f * 2 * f,
+            "projection": encoded_share * f * p,
             "lstms": 2 * _lstm_layers(cfg, p, cfg.cell_size, p),
             "softmax": 2 * p * classes,
         }
