@@ -126,16 +126,17 @@ def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
 
 COMPARE_HELP = """Compare encoders on identical folds and print one table. Each SPEC is ENCODER[:key=value,...]
 with ENCODER elmo or word2vec (alias w2v); keys: for elmo ckpt=PREFIX, layers=mix|top|concat, trainable=1; for
-word2vec file=PATH or train_on=GLOB, dim=N, epochs=N; any encoder: name=LABEL. Unset keys come from the
-other flags. With no SPEC: elmo, word2vec trained on the sample LM corpus, and the sample GloVe vectors."""
+word2vec file=PATH or train_on=GLOB, dim=N, epochs=N; any encoder: classifier=mlp|linear, name=LABEL, or any
+classifier flag (lr=..., hidden_size=...). Unset keys come from the other flags. With no SPEC: elmo, word2vec
+trained on the sample LM corpus, and the sample GloVe vectors."""
 
 
 def parse_finetune(argv=None):
     """FinetuneConfig from the command line of run_finetune.py (``--compare`` takes the encoder specs), validated."""
     from paddle_lm.config import DEFAULT_COMPARE, FinetuneConfig
 
-    p = argparse.ArgumentParser(description="Sentence-polarity classifier (bag of words -> MLP) on ELMo or "
-                                "word2vec token vectors, with K-fold CV and a paired comparison.")
+    p = argparse.ArgumentParser(description="Sentence-polarity classifier (bag of words -> MLP, or a linear head) "
+                                "on ELMo or word2vec token vectors, with K-fold CV and a paired comparison.")
     add_config_args(p, FinetuneConfig)
     p.add_argument("--compare", nargs="*", default=None, metavar="SPEC", help=COMPARE_HELP)
     ns = p.parse_args(argv)

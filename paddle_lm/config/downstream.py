@@ -55,6 +55,10 @@ class FinetuneConfig:
     word2vec_cache_dir: str = _f("", "Where trained word2vec vectors are cached (default: the "
                                  ".paddle_lm_cache folder beside the corpus shards).")
     # --- classifier and training
+    classifier: str = _f("mlp", "Head on the token-averaged sentence vector: mlp (the bag-of-words MLP below, "
+                         "early-stopped on a dev split) or linear (L2-regularized logistic regression on the "
+                         "standardized vector, its strength chosen on each training fold's dev split; frozen "
+                         "features only).", choices=("mlp", "linear"))
     hidden_size: int = _f(128, "Hidden units of the classifier's MLP.", legal=">= 1")
     dropout: float = _f(0.3, "Dropout before each layer of the MLP.", legal="[0, 1)")
     normalize: bool = _f(True, "Standardize each feature of the averaged sentence vector (BatchNorm) before the "
@@ -94,6 +98,9 @@ def validate_finetune(cfg: FinetuneConfig) -> None:
     check_value("--seed", cfg.seed, f"[0, {top}]", "fold k uses seed + 1000 * k" if cfg.folds > 1 else "")
     if cfg.encoder == "elmo" and not cfg.compare:
         check_value("--init_from_ckpt", cfg.init_from_ckpt, "non-empty")
+    if cfg.classifier == "linear" and cfg.trainable and cfg.encoder == "elmo":
+        raise UserError("--classifier linear fits on frozen features and cannot fine-tune ELMo: drop --trainable "
+                        "(trainable=1 in a --compare spec) or use --classifier mlp")
     one_source = bool(cfg.pretrained_word2vec_file) != bool(cfg.train_word2vec_on)
     if cfg.encoder == "word2vec" and not cfg.compare and not one_source:
         raise UserError("--encoder word2vec needs exactly one of --pretrained_word2vec_file PATH or "

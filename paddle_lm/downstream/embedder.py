@@ -116,11 +116,12 @@ class ELMoEmbedder:
         return (f"ELMoEmbedder({self.prefix!r}, layers={self.num_layers}, dim={2 * self.projection_dim}, "
                 f"batch_size={self.batch_size})")
 
-    def _encode(self, char_ids: np.ndarray, mask: np.ndarray):
-        """``ELMo.encode`` of numpy ``char_ids [B, T, C]`` and ``mask [B, T]``, the char-CNN once per distinct token."""
+    def _encode(self, char_ids: np.ndarray, mask: np.ndarray, state: list | None = None):
+        """``ELMo.encode`` of numpy ``char_ids [B, T, C]`` and ``mask [B, T]``, the char-CNN once per distinct token;
+        from ``state`` (the model's flat state list) or zeros."""
         unique, inverse = distinct_rows(char_ids)  # [U, C], [B*T]
         distinct = (paddle.to_tensor(unique), paddle.to_tensor(inverse))
-        return self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask), distinct=distinct)
+        return self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask), state, distinct)
 
     def _run_batch(self, char_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Eval-mode, gradient-free ``ELMo.encode`` of one batch: ``[B, L, T+2, 2P]`` numpy."""

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from paddle_lm.config import FinetuneConfig, validate_finetune
 from paddle_lm.downstream.bow import BowClassifier, fit, predict_logits
+from paddle_lm.downstream.linear import fit_linear
 from paddle_lm.errors import UserError
 from paddle_lm.evaluation import accuracy, mcnemar_exact, mean_std, paired_ttest
 
@@ -173,11 +174,12 @@ def parse_spec(spec: str, base: FinetuneConfig) -> tuple[str, FinetuneConfig]:
 
 
 def default_label(cfg: FinetuneConfig) -> str:
+    head = "-linear" if cfg.classifier == "linear" else ""
     if cfg.encoder == "elmo":
-        return f"elmo-{cfg.elmo_layers}" + ("-finetuned" if cfg.trainable else "")
+        return f"elmo-{cfg.elmo_layers}" + ("-finetuned" if cfg.trainable else "") + head
     if cfg.train_word2vec_on:
-        return f"w2v-trained-d{cfg.word2vec_dim}"
-    return "w2v:" + os.path.splitext(os.path.basename(cfg.pretrained_word2vec_file))[0]
+        return f"w2v-trained-d{cfg.word2vec_dim}{head}"
+    return "w2v:" + os.path.splitext(os.path.basename(cfg.pretrained_word2vec_file))[0] + head
 
 
 class FrozenFeatures:
@@ -190,6 +192,10 @@ class FrozenFeatures:
     def batch(self, idx, training: bool):
         x = paddle.to_tensor(self.pooled[idx])  # [B, L, D]
         return [x[:, k:k + 1] for k in range(self.num_layers)], None  # L x [B, 1, D]
+
+    def vectors(self) -> np.ndarray:
+        """``[N, L * D]``: the layers side by side (what the linear head fits on)."""
+        return self.pooled.reshape(len(self.pooled), -1)
 
     def parameters(self) -> list:
         return []
@@ -285,40 +291,50 @@ def build_features(cfg: FinetuneConfig, sentences: list, progress: bool = True, 
 # ---------------------------------------------------------------------------------------------- running
 def classifier_settings(cfg: FinetuneConfig) -> dict:
     """The classifier's flags in `cfg` (reported per run and per encoder, as --compare specs may change them)."""
-    keys = ("hidden_size", "dropout", "normalize", "lr", "epochs", "batch_size", "patience", "dev_fraction")
+    keys = ("classifier", "hidden_size", "dropout", "normalize", "lr", "epochs", "batch_size", "patience",
+            "dev_fraction")
     return {k: getattr(cfg, k) for k in keys}
 
 
 def run_encoder(name: str, cfg: FinetuneConfig, sentences: list, labels: np.ndarray, splits: list,
                 progress: bool = True, cache: dict | None = None) -> dict:
-    """Features, then per split a fresh classifier trained with early stopping and scored on the test part."""
+    """Features, then per split a fresh classifier (the MLP early-stopped, or the linear head with its C chosen,
+    on the split's dev part) scored on the test part."""
     t0 = time.perf_counter()
     features, info = build_features(cfg, sentences, progress, cache)
     t1 = time.perf_counter()
+    x = features.vectors() if cfg.classifier == "linear" else None  # [N, L*D]: the linear head's input
+    if x is not None:
+        info = {**info, "dim": x.shape[1]}
     predictions = np.full(len(labels), -1, dtype=np.int64)  # [N], -1 = never in a test fold
-    accs, epochs = [], []
+    accs, chosen = [], []  # per fold: the MLP's best epoch, or the linear head's C
     bar = tqdm(list(enumerate(splits)), desc=f"{name} folds", unit="fold", disable=not progress,
                dynamic_ncols=True)
     for k, (train_idx, test_idx) in bar:
         seed = cfg.seed + 1000 * k
         fit_idx, dev_idx = dev_split(train_idx, labels, cfg.dev_fraction, seed)
-        if isinstance(features, TrainableELMo):
-            features.reset()
-        paddle.seed(seed)
-        model = BowClassifier(features.dim, cfg.hidden_size, cfg.dropout, features.num_layers,
-                              normalize=cfg.normalize, combine="concat" if cfg.elmo_layers == "concat" else "mix")
-        r = fit(model, features, labels, fit_idx, dev_idx, lr=cfg.lr, epochs=cfg.epochs,
-                batch_size=cfg.batch_size, patience=cfg.patience, seed=seed,
-                progress=progress and isinstance(features, TrainableELMo))
-        pred = predict_logits(model, features, test_idx).argmax(axis=1)  # [n_test]
+        if x is not None:
+            r = fit_linear(x, labels, fit_idx, dev_idx)
+            pred = r["model"].predict(x[test_idx])  # [n_test]
+            chosen.append(r["c"])
+        else:
+            if isinstance(features, TrainableELMo):
+                features.reset()
+            paddle.seed(seed)
+            model = BowClassifier(features.dim, cfg.hidden_size, cfg.dropout, features.num_layers,
+                                  normalize=cfg.normalize, combine="concat" if cfg.elmo_layers == "concat" else "mix")
+            r = fit(model, features, labels, fit_idx, dev_idx, lr=cfg.lr, epochs=cfg.epochs,
+                    batch_size=cfg.batch_size, patience=cfg.patience, seed=seed,
+                    progress=progress and isinstance(features, TrainableELMo))
+            pred = predict_logits(model, features, test_idx).argmax(axis=1)  # [n_test]
+            chosen.append(r["best_epoch"])
         predictions[test_idx] = pred
         accs.append(accuracy(pred, labels[test_idx]))
-        epochs.append(r["best_epoch"])
         bar.set_postfix(acc=f"{accs[-1]:.4f}")
     mean, std = mean_std(accs)
     return {"name": name, "encoder": cfg.encoder, **info, "classifier": classifier_settings(cfg),
             "accuracies": accs, "mean": mean, "std": std,
-            "best_epochs": epochs, "feature_seconds": t1 - t0, "seconds": time.perf_counter() - t0,
+            ("best_c" if cfg.classifier == "linear" else "best_epochs"): chosen, "feature_seconds": t1 - t0, "seconds": time.perf_counter() - t0,
             "predictions": predictions}
 
 

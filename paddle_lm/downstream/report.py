@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from paddle_lm.downstream.linear import C_GRID
+
 
 def _p(v) -> str:
     return "n/a" if v is None else (f"{v:.2e}" if v < 1e-4 else f"{v:.4f}")
@@ -14,17 +16,23 @@ def format_report(r: dict) -> str:
     c = r["classifier"]
     data = (f"{r['sentences']:,} sentences ({r['positive']:,} positive, {r['negative']:,} negative) from "
             f"{r['data_dir']}{' (cleaned)' if r['clean'] else ''}; {how}")
-    clf = (f"classifier: mean of token vectors -> {'BatchNorm -> ' if c['normalize'] else ''}MLP "
-           f"{c['hidden_size']} (dropout {c['dropout']}), Adam lr {c['lr']}, batch {c['batch_size']}, <= "
-           f"{c['epochs']} epochs, early stopping (patience {c['patience']}) on a {c['dev_fraction']:.0%} dev "
-           f"split of each training fold")
-    header = f"{'encoder':<24} {'dim':>4} {'OOV':>6}  {'accuracy mean ± std':<20} {'best epochs':<12} time"
+    dev = f"a {c['dev_fraction']:.0%} dev split of each training fold"
+    mlp = (f"mean of token vectors -> {'BatchNorm -> ' if c['normalize'] else ''}MLP {c['hidden_size']} (dropout "
+           f"{c['dropout']}), Adam lr {c['lr']}, batch {c['batch_size']}, <= {c['epochs']} epochs, early stopping "
+           f"(patience {c['patience']}) on {dev}")
+    linear = (f"mean of token vectors (layers side by side) -> standardized -> L2 logistic regression, C chosen "
+              f"by log-loss on {dev} from {', '.join(f'{x:g}' for x in C_GRID)}")
+    heads = {e.get("classifier", c).get("classifier", "mlp") for e in r["results"]} | {c.get("classifier", "mlp")}
+    clf = "\n".join(f"classifier{' ' + h if len(heads) > 1 else ''}: {mlp if h == 'mlp' else linear}"
+                     for h in sorted(heads))
+    header = f"{'encoder':<24} {'dim':>4} {'OOV':>6}  {'accuracy mean ± std':<20} {'best epoch / C':<14} time"
     lines = [*(f"note: {n}" for n in r["notes"]), data, clf, "", header]
     for e in r["results"]:
         oov = f"{e['oov_rate']:.1%}" if "oov_rate" in e else "-"
-        lo, hi = min(e["best_epochs"]), max(e["best_epochs"])
-        ep = str(lo) if lo == hi else f"{lo}-{hi}"
-        lines.append(f"{e['name']:<24} {e['dim']:>4} {oov:>6}  {e['mean']:.4f} ± {e['std']:.4f}      {ep:<12} "
+        chosen = e.get("best_epochs") or e.get("best_c")
+        lo, hi = min(chosen), max(chosen)
+        ep = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+        lines.append(f"{e['name']:<24} {e['dim']:>4} {oov:>6}  {e['mean']:.4f} ± {e['std']:.4f}      {ep:<14} "
                      f"{e['seconds']:.1f}s (features {e['feature_seconds']:.1f}s)")
     for e in r["results"]:
         own = [f"{k} {v}" for k, v in e.get("classifier", c).items() if v != c[k]]
@@ -51,8 +59,8 @@ def format_report(r: dict) -> str:
 
 def report_json(r: dict) -> dict:
     """The machine-readable summary (``--json``): per-encoder fold accuracies, mean, std, and the p-values."""
-    keep = ("name", "encoder", "source", "dim", "classifier", "accuracies", "mean", "std", "best_epochs", "seconds",
-            "feature_seconds", "oov_rate")
+    keep = ("name", "encoder", "source", "dim", "classifier", "accuracies", "mean", "std", "best_epochs", "best_c",
+            "seconds", "feature_seconds", "oov_rate")
     return {"sentences": r["sentences"], "folds": r["folds"], "seed": r["seed"],
             "encoders": [{k: e[k] for k in keep if k in e} for e in r["results"]],
             "comparisons": [{"a": p["a"], "b": p["b"], "diff_mean": p["diff_mean"], "diff_std": p["diff_std"],
