@@ -6,7 +6,9 @@ three starts on the polarity sentences, with identical folds and a paired test a
 - ``mean``: the mean over rows of the carried state saved in the checkpoint (``.pdstate``);
 - ``warmup``: the state after a fixed warm-up text, ``<S> </S>`` repeated (``--warmup_sentences``) and read
   from zeros — what the biLM sees at a sentence boundary in training (forward: after ``</S>``; backward, which
-  reads right to left: after ``<S>``).
+  reads right to left: after ``<S>``);
+- ``text``: the same after real text instead — the first ``--warmup_sentences`` lines of ``--warmup_text``
+  (default: the sample's held-out LM shard, news the biLM never trained on), each in ``<S> … </S>``.
 
     python bench/probe_start_state.py --ckpt 300steps=./checkpoints/final --ckpt 1epoch=PREFIX [--folds 10]
 
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 import paddle
 
+from paddle_lm.config import SAMPLE_LM_DIR
 from paddle_lm.data.chars import sentences_char_ids
 from paddle_lm.data.vocab import BOS, EOS
 from paddle_lm.downstream.embedder import ELMoEmbedder
@@ -39,7 +42,8 @@ from paddle_lm.downstream.linear import fit_linear
 from paddle_lm.evaluation import mcnemar_exact, mean_std, paired_ttest
 from paddle_lm.training import checkpoint as ckpt
 
-STARTS = ("zeros", "mean", "warmup")
+STARTS = ("zeros", "mean", "warmup", "text")
+WARMUP_TEXT = os.path.join(SAMPLE_LM_DIR, "heldout-tokenized-shuffled", "news.en.heldout-00000-of-00002")
 
 
 class StartedEmbedder(ELMoEmbedder):
@@ -55,14 +59,20 @@ class StartedEmbedder(ELMoEmbedder):
         return super()._encode(char_ids, mask, state)
 
 
-def start_state(emb: ELMoEmbedder, how: str, warmup_sentences: int) -> list | None:
+def start_state(emb: ELMoEmbedder, how: str, warmup_sentences: int, warmup_text: str = WARMUP_TEXT) -> list | None:
     """The flat start state ``[1, d]`` per tensor for `how` (None = zeros)."""
     if how == "zeros":
         return None
     if how == "mean":
         carried = ckpt.load_carried(emb.prefix, emb.sidecar)  # s0..s{n-1}: [rows, d] each
         return [carried[f"s{i}"].mean(axis=0, keepdims=True).astype(np.float32) for i in range(len(carried))]
-    chars, _ = sentences_char_ids([[BOS, EOS] * warmup_sentences], emb.max_chars)  # [1, 2k, C]
+    if how == "text":
+        with open(warmup_text, encoding="utf-8") as f:
+            lines = [line.split() for line, _ in zip(f, range(warmup_sentences))]
+        tokens = [tok for line in lines for tok in [BOS, *line, EOS]]
+    else:
+        tokens = [BOS, EOS] * warmup_sentences
+    chars, _ = sentences_char_ids([tokens], emb.max_chars)  # [1, n, C]
     emb.model.eval()
     with paddle.no_grad():
         _, state = emb.model.encode(paddle.to_tensor(chars))  # fw after the last </S>, bw after the first <S>
@@ -86,6 +96,7 @@ def main() -> None:
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--warmup_sentences", type=int, default=8)
+    p.add_argument("--warmup_text", default=WARMUP_TEXT)
     args = p.parse_args()
     sentences, labels, _ = load_polarity(args.data_dir)
     splits = make_splits(labels, args.folds, 0.1, args.seed)
@@ -100,7 +111,7 @@ def main() -> None:
         for how in STARTS:
             t0 = time.perf_counter()
             emb = StartedEmbedder(prefix, None)
-            emb.start = start_state(emb, how, args.warmup_sentences)
+            emb.start = start_state(emb, how, args.warmup_sentences, args.warmup_text)
             feats = emb.mean_layers(sentences)  # [N, L, 2P]
             layers = [score(feats[:, k], labels, splits, args.seed)[0] for k in (1, 2)]
             accs, pred = score(feats.reshape(len(sentences), -1), labels, splits, args.seed)

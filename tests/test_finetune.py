@@ -309,18 +309,21 @@ def test_layer_probe_script(polarity, vector_files, elmo_ckpt, tmp_path):
     assert float(rows["toy"][-4]) > 0.9  # the toy vectors separate the classes along one axis
 
 
-def test_start_state_probe_script(polarity, elmo_ckpt):
-    """bench/probe_start_state.py: zeros, the checkpoint's mean carried state and a warm-up start, each scored with
-    a paired test against zeros; the three starts really differ (the tiny model's states are not zero)."""
+def test_start_state_probe_script(polarity, elmo_ckpt, tmp_path):
+    """bench/probe_start_state.py: zeros, the checkpoint's mean carried state and two warm-up starts, each scored
+    with a paired test against zeros; the starts really differ (the tiny model's states are not zero)."""
     import sys
 
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     import probe_start_state as probe
 
     emb = probe.StartedEmbedder(elmo_ckpt, None)
-    starts = {how: probe.start_state(emb, how, 2) for how in probe.STARTS}
+    text = str(tmp_path / "warmup.txt")
+    with open(text, "w") as f:
+        f.write("the movie was good .\nit was dull .\nnever read .\n")
+    starts = {how: probe.start_state(emb, how, 2, text) for how in probe.STARTS}
     assert starts["zeros"] is None
-    for how in ("mean", "warmup"):
+    for how in ("mean", "warmup", "text"):
         assert len(starts[how]) == 8 and all(s.shape[0] == 1 for s in starts[how])
         assert max(float(np.abs(s).max()) for s in starts[how]) > 0
     sentence = [["good", "movie", "."]]
@@ -332,10 +335,10 @@ def test_start_state_probe_script(polarity, elmo_ckpt):
     padded = emb.encode(sentence + [["a", "much", "longer", "sentence", "than", "that", "."]])[0]
     np.testing.assert_allclose(padded, warm, rtol=1e-4, atol=1e-5)  # padding-invariant from a fixed start
     r = run_script(["bench/probe_start_state.py", "--data_dir", polarity, "--folds", "2", "--ckpt",
-                    f"tiny={elmo_ckpt}"], cwd=ROOT)
+                    f"tiny={elmo_ckpt}", "--warmup_text", text], cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout.strip().splitlines()[-1])
-    assert [row["start"] for row in rows] == ["zeros", "mean", "warmup"]
+    assert [row["start"] for row in rows] == ["zeros", "mean", "warmup", "text"]
     assert all(0 <= row["mcnemar_p"] <= 1 for row in rows[1:])
 
 
