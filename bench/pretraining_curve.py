@@ -73,6 +73,8 @@ def main() -> None:
     p.add_argument("--untrained", default="", help="the untrained control's prefix (plotted at 0)")
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--plot", default="docs/pretraining_curve.png")
+    p.add_argument("--also", action="append", default=[], metavar="SPEC",
+                   help="another run_finetune.py --compare spec scored on the same folds (e.g. GloVe; repeat)")
     args = p.parse_args()
     points = ([point(args.untrained, True)] if args.untrained else []) + [point(c, False) for c in args.ckpt]
     corpus = points[-1]["corpus"]
@@ -89,7 +91,7 @@ def main() -> None:
     for e in passes:
         for head in ("mlp", "linear"):
             specs.append(f"w2v:train_on={corpus},epochs={e},classifier={head},name=w2v-{e}ep-{head}")
-    report = last_json(["run_finetune.py", "--folds", str(args.folds), "--json", "--compare", *specs])
+    report = last_json(["run_finetune.py", "--folds", str(args.folds), "--json", "--compare", *specs, *args.also])
     acc = {e["name"]: e["mean"] for e in report["encoders"]}
     pairs = {(c["a"], c["b"]): c for c in report["comparisons"]}
     w2v = {e: {"mlp": acc[f"w2v-{e}ep-mlp"], "linear": acc[f"w2v-{e}ep-linear"]} for e in passes}
@@ -115,6 +117,8 @@ def main() -> None:
         print(f"{pt['epochs']:>6.2f} {pt['tokens']:>10,} {ppl:>12} {row['elmo_mlp']:>9.4f} {row['elmo_linear']:>9.4f} "
               f"{w_m:>8} {w_l:>8}  {cell}")
         rows.append(row)
+    for e in report["encoders"][len(specs):]:
+        print(f"also: {e['name']}: {e['mean']:.4f} ± {e['std']:.4f}")
     plot(rows, w2v, args.plot)
     print(f"plot: {args.plot}")
     print(json.dumps({"folds": args.folds, "points": rows, "word2vec": w2v, "encoders": report["encoders"]}))
