@@ -14,7 +14,7 @@ three starts on the polarity sentences, with identical folds and a paired test a
 
 Each start's features are the token-averaged layers; the head is the linear one of ``--classifier linear``
 (standardized, L2 logistic regression, C chosen on each training fold's dev split). Printed per checkpoint and
-start: accuracy per LSTM layer and on all layers side by side, and against zeros the mean difference, McNemar's
+start: accuracy on all layers side by side (and with ``--per_layer`` on each LSTM layer alone), and against zeros the mean difference, McNemar's
 exact p (pooled test predictions) and the paired t-test p over folds, as a table and a JSON last line. An
 analysis, not a test.
 """
@@ -49,8 +49,8 @@ WARMUP_TEXT = os.path.join(SAMPLE_LM_DIR, "heldout-tokenized-shuffled", "news.en
 class StartedEmbedder(ELMoEmbedder):
     """An ELMoEmbedder whose every sentence starts from one fixed state (a flat list of ``[1, d]`` arrays)."""
 
-    def __init__(self, prefix: str, start: list | None):
-        super().__init__(prefix, progress=False)
+    def __init__(self, prefix: str, start: list | None, batch_size: int = 64):
+        super().__init__(prefix, batch_size=batch_size, progress=False)
         self.start = start
 
     def _encode(self, char_ids, mask, state=None):
@@ -97,6 +97,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--warmup_sentences", type=int, default=8)
     p.add_argument("--warmup_text", default=WARMUP_TEXT)
+    p.add_argument("--starts", default=",".join(STARTS), help="comma-separated, from " + ",".join(STARTS))
+    p.add_argument("--batch_size", type=int, default=64, help="sentences per ELMo forward pass")
+    p.add_argument("--per_layer", action="store_true", help="also score LSTM layers 1 and 2 on their own")
     args = p.parse_args()
     sentences, labels, _ = load_polarity(args.data_dir)
     splits = make_splits(labels, args.folds, 0.1, args.seed)
@@ -108,15 +111,16 @@ def main() -> None:
     for spec in args.ckpt:
         name, _, prefix = spec.partition("=")
         base = None
-        for how in STARTS:
+        for how in ["zeros", *(h for h in args.starts.split(",") if h != "zeros")]:  # zeros first: the base
             t0 = time.perf_counter()
-            emb = StartedEmbedder(prefix, None)
+            emb = StartedEmbedder(prefix, None, args.batch_size)
             emb.start = start_state(emb, how, args.warmup_sentences, args.warmup_text)
             feats = emb.mean_layers(sentences)  # [N, L, 2P]
-            layers = [score(feats[:, k], labels, splits, args.seed)[0] for k in (1, 2)]
+            layers = [mean_std(score(feats[:, k], labels, splits, args.seed)[0])[0] if args.per_layer else None
+                      for k in (1, 2)]
             accs, pred = score(feats.reshape(len(sentences), -1), labels, splits, args.seed)
-            row = {"checkpoint": name, "start": how, "layer_1": mean_std(layers[0])[0],
-                   "layer_2": mean_std(layers[1])[0], "all": mean_std(accs)[0], "accuracies": accs}
+            row = {"checkpoint": name, "start": how, "layer_1": layers[0], "layer_2": layers[1],
+                   "all": mean_std(accs)[0], "accuracies": accs}
             if base is None:
                 base, cmp = (accs, pred), ""
             else:
@@ -126,7 +130,8 @@ def main() -> None:
                 row.update(diff_mean=d[0], diff_std=d[1], mcnemar_p=m["p"], ttest_p=t["p"])
                 cmp = f"{d[0]:+.4f} ± {d[1]:.4f}     {m['p']:>9.3g} {t['p']:>9.3g}"
             out.append(row)
-            print(f"{name:<12} {how:<7} {row['layer_1']:>8.4f} {row['layer_2']:>8.4f} {row['all']:>11.4f}  "
+            cells = " ".join(f"{v:>8.4f}" if v is not None else f"{'-':>8}" for v in layers)
+            print(f"{name:<12} {how:<7} {cells} {row['all']:>11.4f}  "
                   f"{cmp:<40} {time.perf_counter() - t0:.0f}s", flush=True)
     print(json.dumps(out))
 

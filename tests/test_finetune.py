@@ -335,7 +335,7 @@ def test_start_state_probe_script(polarity, elmo_ckpt, tmp_path):
     padded = emb.encode(sentence + [["a", "much", "longer", "sentence", "than", "that", "."]])[0]
     np.testing.assert_allclose(padded, warm, rtol=1e-4, atol=1e-5)  # padding-invariant from a fixed start
     r = run_script(["bench/probe_start_state.py", "--data_dir", polarity, "--folds", "2", "--ckpt",
-                    f"tiny={elmo_ckpt}", "--warmup_text", text], cwd=ROOT)
+                    f"tiny={elmo_ckpt}", "--warmup_text", text, "--per_layer"], cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout.strip().splitlines()[-1])
     assert [row["start"] for row in rows] == ["zeros", "mean", "warmup", "text"]
