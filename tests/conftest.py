@@ -11,6 +11,7 @@ import runpy
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,3 +130,56 @@ def interrupted_copy(src: str, dst: str, drop: str = "final") -> None:
     shutil.copytree(src, dst)
     for suf in SUFFIXES:
         os.remove(os.path.join(dst, drop + suf))
+
+
+# ---------------------------------------------------------------------------------------------- polarity data
+POS = ["great", "wonderful", "superb", "delightful", "brilliant"]
+NEG = ["awful", "boring", "terrible", "dull", "horrible"]
+NEUTRAL = ["the", "movie", "film", "was", "is", "and", "very", "plot", "acting", "."]
+
+
+def _sentences(words: list[str], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"The {rng.choice(['movie', 'film', 'plot'])} was {rng.choice(['very ', ''])}{rng.choice(words)} and "
+            f"{rng.choice(words)} ." for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def polarity(tmp_path_factory) -> str:
+    """30 positive and 30 negative sentences, separable by their adjectives."""
+    d = tmp_path_factory.mktemp("polarity")
+    (d / "rt-polarity.pos").write_text("\n".join(_sentences(POS, 30, 1)) + "\n")
+    (d / "rt-polarity.neg").write_text("\n".join(_sentences(NEG, 30, 2)) + "\n\n")
+    return str(d)
+
+
+def _toy_vectors(dim: int = 8) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    vecs = {w: rng.normal(0, 0.3, dim).astype(np.float32) for w in POS + NEG + NEUTRAL}
+    for w in POS:
+        vecs[w][0] += 2.0
+    for w in NEG:
+        vecs[w][0] -= 2.0
+    return vecs
+
+
+@pytest.fixture(scope="session")
+def vector_files(tmp_path_factory) -> dict[str, str]:
+    """The same toy vectors as word2vec text, GloVe text (no header) and word2vec binary."""
+    from gensim.models import KeyedVectors
+
+    d = tmp_path_factory.mktemp("vectors")
+    vecs = _toy_vectors()
+    rows = [f"{w} " + " ".join(f"{x:.6f}" for x in v) for w, v in vecs.items()]
+    (d / "w2v.txt").write_text(f"{len(rows)} 8\n" + "\n".join(rows) + "\n")
+    (d / "glove.txt").write_text("\n".join(rows) + "\n")
+    kv = KeyedVectors(8)
+    kv.add_vectors(list(vecs), np.stack(list(vecs.values())))
+    kv.save_word2vec_format(str(d / "w2v.bin"), binary=True)
+    return {"text": str(d / "w2v.txt"), "glove": str(d / "glove.txt"), "binary": str(d / "w2v.bin")}
+
+
+@pytest.fixture(scope="session")
+def elmo_ckpt(tiny_corpus, tmp_path_factory) -> str:
+    """A tiny ELMo trained for 2 steps on the conftest corpus; returns the `final` prefix."""
+    return os.path.join(train_tiny(tiny_corpus, str(tmp_path_factory.mktemp("elmo")), save_steps=2), "final")
