@@ -46,9 +46,10 @@ def distinct_share(pattern: str, vocab_file: str, batch_size: int, unroll: int, 
 
 
 def vocab_size(vocab_file: str) -> int:
-    with open(vocab_file, encoding="utf-8") as f:
-        words = {w for w in f.read().split("\n") if w}
-    return len(words) + sum(s not in words for s in ("<S>", "</S>", "<UNK>"))  # the specials Vocab adds if absent
+    """Classes of the softmax for `vocab_file`: the project's own Vocab (which adds the specials if absent)."""
+    from paddle_lm.data.vocab import Vocab
+
+    return len(Vocab.load(vocab_file))
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 import paddle
 
-from paddle_lm.config import SAMPLE_LM_DIR
+from paddle_lm.config import SAMPLE_LM_DIR, FinetuneConfig
 from paddle_lm.data.chars import sentences_char_ids
 from paddle_lm.data.vocab import BOS, EOS
 from paddle_lm.downstream.embedder import ELMoEmbedder
@@ -43,6 +43,7 @@ from paddle_lm.evaluation import mcnemar_exact, mean_std, paired_ttest
 from paddle_lm.training import checkpoint as ckpt
 
 STARTS = ("zeros", "mean", "warmup", "text")
+DEV_FRACTION = FinetuneConfig().dev_fraction  # the dev split run_finetune.py carves from each training fold
 WARMUP_TEXT = os.path.join(SAMPLE_LM_DIR, "heldout-tokenized-shuffled", "news.en.heldout-00000-of-00002")
 
 
@@ -83,7 +84,7 @@ def score(x: np.ndarray, labels: np.ndarray, splits: list, seed: int) -> tuple[l
     """(fold accuracies, test predictions [N]) of the linear head on features ``x [N, D]``."""
     accs, pred = [], np.full(len(labels), -1)
     for k, (train, test) in enumerate(splits):
-        fit_idx, dev_idx = dev_split(train, labels, 0.1, seed + 1000 * k)
+        fit_idx, dev_idx = dev_split(train, labels, DEV_FRACTION, seed + 1000 * k)
         pred[test] = fit_linear(x, labels, fit_idx, dev_idx)["model"].predict(x[test])
         accs.append(float((pred[test] == labels[test]).mean()))
     return accs, pred
