@@ -5,6 +5,8 @@
     python -m paddle_lm export --init_from_ckpt checkpoints/final --output exported/elmo
     python -m paddle_lm save_pretrained --init_from_ckpt checkpoints-bert/final --output bert-sample
     python -m paddle_lm generate --init_from_ckpt checkpoints-gpt2/final --prompt "the government said" --top_k 50
+    python -m paddle_lm import-elmo --options options.json --weights weights.hdf5 --output elmo/original
+    python -m paddle_lm export-elmo --init_from_ckpt checkpoints/final --output exported/bilm
 """
 
 from __future__ import annotations
@@ -66,6 +68,20 @@ def main(argv=None) -> None:
             gen.add_argument(f"--{f.name}", type=type(f.default), default=f.default,
                              help=f"{f.metadata['doc']} (default {f.default})")
     gen.add_argument("--device", default="auto", choices=DEVICES, help=DEVICE_HELP)
+
+    imp = sub.add_parser("import-elmo", help="A bilm-tf / AllenNLP ELMo (options.json + weights.hdf5, e.g. the "
+                         "released models) as a paddle-lm encoder checkpoint.")
+    imp.add_argument("--options", required=True, help="bilm-tf options JSON, e.g. "
+                     "elmo_2x4096_512_2048cnn_2xhighway_options.json")
+    imp.add_argument("--weights", required=True, help="bilm-tf weights HDF5, e.g. "
+                     "elmo_2x4096_512_2048cnn_2xhighway_weights.hdf5")
+    imp.add_argument("--output", required=True, help="checkpoint prefix to write, e.g. elmo/original")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --output")
+    exp = sub.add_parser("export-elmo", help="An ELMo checkpoint as bilm-tf's options.json + weights.hdf5 "
+                         "(loadable by AllenNLP's Elmo and bilm-tf).")
+    exp.add_argument("--init_from_ckpt", required=True, help="ELMo checkpoint prefix, e.g. ./checkpoints/final")
+    exp.add_argument("--output", required=True, help="folder to write (options.json, weights.hdf5)")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
     args = p.parse_args(argv)
     check_args(args)
 
@@ -95,6 +111,20 @@ def main(argv=None) -> None:
                               **dataclasses.asdict(_generate_config(args)))
         for i, text in enumerate(texts, 1):
             print(f"[{i}] {text}")
+    elif args.command == "import-elmo":
+        from paddle_lm.formats.elmo_files import describe_import, import_elmo
+
+        side = import_elmo(args.options, args.weights, args.output, args.overwrite)
+        print(f"wrote {args.output}: an ELMo encoder ({describe_import(side)}); use it with "
+              f"ELMoEmbedder({args.output!r}), run_finetune.py --init_from_ckpt {args.output}, or continue "
+              f"pretraining with run_pretrain.py --model elmo --init_from_pretrained {args.output}")
+    elif args.command == "export-elmo":
+        from paddle_lm.formats.elmo_files import export_elmo
+
+        written, notes = export_elmo(args.init_from_ckpt, args.output, args.overwrite)
+        print(f"wrote {', '.join(written)}; AllenNLP: Elmo(options_file, weight_file, num_output_representations)")
+        for note in notes:
+            print(f"note: {note}")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -119,6 +149,14 @@ def check_args(args: argparse.Namespace) -> None:
         refuse_existing(args.output, "--output", args.overwrite)
     elif args.command == "generate":
         validate_generate(_generate_config(args), args.prompt)
+    elif args.command == "import-elmo":
+        from paddle_lm.formats.elmo_files import check_import_output
+
+        check_import_output(args.output, args.overwrite)
+    elif args.command == "export-elmo":
+        from paddle_lm.formats.elmo_files import check_export_output
+
+        check_export_output(args.output, args.overwrite)
 
 
 def _generate_config(args: argparse.Namespace) -> GenerateConfig:

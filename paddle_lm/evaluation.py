@@ -20,17 +20,28 @@ from paddle_lm.errors import UserError
 from paddle_lm.models import STAT_KEYS, build_model
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training.sources import masked_blocks, open_corpus
+from paddle_lm.weights import fit_state
 
 
 def load_model(prefix: str, vocab_file: str | None = None, flag: str = "--init_from_ckpt",
-               allow_suffix: bool = False, with_softmax: bool = True) -> tuple[paddle.nn.Layer, dict, Vocab]:
+               allow_suffix: bool = False, with_softmax: bool = True) -> tuple[paddle.nn.Layer, dict, Vocab | None]:
     """(model in eval mode, sidecar, vocabulary) of a checkpoint; the architecture comes from its sidecar.
 
     `vocab_file` defaults to the copy saved beside the checkpoint; another file must be the same vocabulary.
-    ``with_softmax=False``: an ELMo encoder without its softmax (never built, its weights not kept).
+    ``with_softmax=False``: an ELMo encoder without its softmax (never built, its weights not kept). An
+    encoder-only checkpoint (``python -m paddle_lm import-elmo``) has no vocabulary: None is returned for it.
     """
     prefix = ckpt.resolve_prefix(prefix, flag, allow_suffix=allow_suffix)
     side = ckpt.read_sidecar(prefix)
+    if side.get("encoder_only"):
+        if with_softmax:
+            raise UserError(f"{prefix} is an ELMo encoder without a softmax ({ckpt.describe_source(side)}): it "
+                            f"has no perplexity; continue pretraining from it with run_pretrain.py --model elmo "
+                            f"--init_from_pretrained {prefix}")
+        if vocab_file:
+            raise UserError(f"{prefix} is an ELMo encoder without a word vocabulary ({ckpt.describe_source(side)}); "
+                            f"drop --vocab_file")
+        return _weights(prefix, side, with_softmax), side, None
     if "vocab_file" not in side["data"]:
         raise UserError(f"{prefix} is a {side['model_config']['model']!r} checkpoint without a word vocabulary; "
                         f"this needs an ELMo or LSTM checkpoint")
@@ -66,10 +77,7 @@ def _weights(prefix: str, side: dict, with_softmax: bool = True) -> paddle.nn.La
     state = ckpt.load_params(prefix, side)
     if not with_softmax:
         state = {k: v for k, v in state.items() if not k.startswith(SOFTMAX_PREFIX)}
-    missing, unexpected = model.set_state_dict(state) or ([], [])
-    if missing or unexpected:
-        raise UserError(f"{prefix}.pdparams does not fit its own config (missing {list(missing)[:3]}, "
-                        f"unexpected {list(unexpected)[:3]}); the checkpoint is damaged")
+    fit_state(model, state, f"{prefix}.pdparams", "the weights do not fit the checkpoint's own config: it is damaged")
     model.eval()
     return model
 

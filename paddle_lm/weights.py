@@ -90,3 +90,33 @@ def load_folder_state(directory: str, flag: str = "--init_from_pretrained") -> d
         return load_file(path)
     except (SafetensorError, OSError, ValueError, TypeError) as e:
         raise UserError(f"{path} is not a readable safetensors file ({e})") from None
+
+
+def fit_state(layer, state: dict, what: str, hint: str = "", optional=lambda key: False) -> None:
+    """The one way weights enter a model: load `state` (arrays or tensors by key) into `layer`, refusing with one
+    line naming `what` (the file or folder) a weight of another shape, then keys the model lacks or does not find
+    (`optional(key)` keys may be absent from `state`: left as built). `hint` ends the line (what to do)."""
+    own = layer.state_dict()
+    tail = f"; {hint}" if hint else ""
+    shaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if shaped:
+        k = shaped[0]
+        more = f" (and {len(shaped) - 1} more)" if len(shaped) > 1 else ""
+        raise UserError(f"{what}: weight {k} has shape {list(state[k].shape)} but the model's is "
+                        f"{list(own[k].shape)}{more}{tail}")
+    missing = [k for k in own if k not in state and not optional(k)]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise UserError(f"{what}: its weights do not fit the model (missing {missing[:3]}, unexpected "
+                        f"{unexpected[:3]}){tail}")
+    import paddle
+
+    fitted = {}
+    for k, param in own.items():
+        if k not in state:
+            continue
+        value = state[k]
+        if str(value.dtype).split(".")[-1] != str(param.dtype).split(".")[-1]:  # e.g. float16 weights
+            value = paddle.to_tensor(value).astype(param.dtype)
+        fitted[k] = value
+    layer.set_state_dict(fitted)

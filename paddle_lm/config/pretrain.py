@@ -306,8 +306,8 @@ def validate_pretrain(data: DataConfig, model: ModelConfig, train: TrainConfig,
                             f"the full softmax); use 0")
         if seq_len_known or (seq_len_known is None and not train.init_from_pretrained):
             check_seq_len(model, train)
-    elif train.init_from_pretrained:
-        raise UserError(f"--init_from_pretrained is for --model bert or gpt2, not {model.model}")
+    elif train.init_from_pretrained and model.model != "elmo":
+        raise UserError(f"--init_from_pretrained is for --model elmo, bert or gpt2, not {model.model}")
     rowwise_softmax(model, train)
 
 
@@ -333,12 +333,14 @@ def validate_eval(cfg: EvalConfig, data: DataConfig | None = None) -> None:
         validate_data(data)
 
 
-def resume_conflicts(prefix: str, saved: dict, given: dict, preset: str | None = None) -> ModelConfig:
+def resume_conflicts(prefix: str, saved: dict, given: dict, preset: str | None = None,
+                     to: str = "resume") -> ModelConfig:
     """The ModelConfig of checkpoint `prefix` (its sidecar's ``model_config`` dict `saved`), after checking that
     no architecture flag the user gave contradicts it.
 
     `given` maps ModelConfig field -> value for the flags actually on the command line (--model included);
-    `preset` is --preset when given. Its values count where no flag overrides them. A contradiction is a
+    `preset` is --preset when given. Its values count where no flag overrides them. `to` is what the user does
+    with the checkpoint, for the message ("resume", "start from it"). A contradiction is a
     UserError naming each flag, e.g. ``--cell_size 64 contradicts checkpoint X (trained with 32); drop the flag
     to resume`` (a resumed run always keeps the checkpoint's architecture).
     """
@@ -360,10 +362,10 @@ def resume_conflicts(prefix: str, saved: dict, given: dict, preset: str | None =
                 conflicts.append((f"--{name} {show_value(value)}", show_value(had.get(name))))
     if len(conflicts) == 1:
         flag, was = conflicts[0]
-        raise UserError(f"{flag} contradicts checkpoint {prefix} (trained with {was}); drop the flag to resume")
+        raise UserError(f"{flag} contradicts checkpoint {prefix} (trained with {was}); drop the flag to {to}")
     if conflicts:
         raise UserError(", ".join(f"{flag} (trained with {was})" for flag, was in conflicts)
-                        + f" contradict checkpoint {prefix}; drop these flags to resume")
+                        + f" contradict checkpoint {prefix}; drop these flags to {to}")
     return restored
 
 
@@ -371,7 +373,7 @@ def resume_conflicts(prefix: str, saved: dict, given: dict, preset: str | None =
 RESUME_DATA_KEYS = ("max_characters_per_token",)
 
 
-def resume_data(prefix: str, saved: dict, data: DataConfig, given: dict) -> DataConfig:
+def resume_data(prefix: str, saved: dict, data: DataConfig, given: dict, to: str = "resume") -> DataConfig:
     """`data` with the values checkpoint `prefix` was trained with (its sidecar's ``data`` dict `saved`) for
     RESUME_DATA_KEYS; a flag the user gave (in `given`) that contradicts one is a UserError naming it."""
     restored = {}
@@ -380,6 +382,6 @@ def resume_data(prefix: str, saved: dict, data: DataConfig, given: dict) -> Data
             continue
         if key in given and given[key] != saved[key]:
             raise UserError(f"--{key} {show_value(given[key])} contradicts checkpoint {prefix} (trained with "
-                            f"{show_value(saved[key])}); drop the flag to resume")
+                            f"{show_value(saved[key])}); drop the flag to {to}")
         restored[key] = saved[key]
     return dataclasses.replace(data, **restored)

@@ -26,8 +26,9 @@ from paddle_lm.device import set_device
 from paddle_lm.errors import UserError
 from paddle_lm.training import checkpoint as ckpt
 
-#: run_batch(char_ids [B, T+2, C] int32, mask [B, T+2] float32) -> [B, L, T+2, 2P] float32 (numpy)
-BatchFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: run_batch(char_ids [B, T+2, C] int32, mask [B, T+2] float32, start) -> [B, L, T+2, 2P] float32 (numpy); `start`
+#: is the batch's first row within the call (a stateful embedder's rows start..start+B-1 carry their state)
+BatchFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 
 def validate_sentences(sentences, allow_empty_list: bool = True) -> None:
@@ -52,20 +53,23 @@ def validate_sentences(sentences, allow_empty_list: bool = True) -> None:
 
 
 def iter_encoded(sentences: Sequence[Sequence[str]], max_chars: int, batch_size: int, run_batch: BatchFn,
-                 progress: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+                 progress: bool = True, in_order: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, vectors [L, n_tokens, 2P])`` for every sentence, one length-sorted batch at a time.
 
-    Sentences are sorted longest first and cut into batches of ``batch_size`` (little padding); each is
-    wrapped in ``<S>`` ... ``</S>``, run through ``run_batch``, and the boundary positions are stripped.
-    Yields in batch order, not input order; memory holds one batch. Sentences must be validated already.
+    Sentences are sorted longest first (kept in input order with `in_order`) and cut into batches of
+    ``batch_size`` (little padding); each is wrapped in ``<S>`` ... ``</S>``, run through ``run_batch``, and the
+    boundary positions are stripped. Yields in batch order; memory holds one batch. Sentences must be validated
+    already.
     """
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]), reverse=True)
+    order = list(range(len(sentences)))
+    if not in_order:
+        order.sort(key=lambda i: len(sentences[i]), reverse=True)
     show = progress and len(sentences) > batch_size
     with tqdm(total=len(sentences), desc="embedding", unit="sent", disable=not show, dynamic_ncols=True) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             char_ids, mask = sentences_char_ids([[BOS, *sentences[i], EOS] for i in idx], max_chars)
-            stacked = run_batch(char_ids, mask)  # [B, L, T+2, 2P]
+            stacked = run_batch(char_ids, mask, start)  # [B, L, T+2, 2P]
             for row, i in enumerate(idx):
                 yield i, stacked[row, :, 1:len(sentences[i]) + 1].copy()  # [L, n, 2P]
             bar.update(len(idx))
@@ -78,6 +82,12 @@ class ELMoEmbedder:
     architecture and vocabulary come from the checkpoint. ``device`` is passed to ``paddle.set_device``
     (Paddle's global device). ``batch_size`` sentences are encoded at a time; ``progress`` shows a bar when
     there is more than one batch. ``flag`` names the checkpoint argument in error messages.
+
+    ``stateful=True`` carries the LSTM state from call to call, as bilm-tf and AllenNLP do: each ``encode``
+    call runs its sentences as rows 0..n-1 in the given order (no sorting), row r starting from the state row r
+    ended with in the previous call (at its last real token; zeros at first, and for rows no call has used
+    yet; rows a shorter call leaves out keep theirs). ``reset_state()`` clears it. The default is a zero start
+    for every sentence, so a sentence's vectors do not depend on what was encoded before.
 
     Attributes: ``model`` (the ``ELMo`` layer, in eval mode), ``sidecar`` (the checkpoint's metadata),
     ``projection_dim`` (P; vectors are 2P wide), ``num_layers`` (output layers L: the token layer plus one
@@ -92,7 +102,7 @@ class ELMoEmbedder:
     """
 
     def __init__(self, params_file: str, batch_size: int = 64, device: str = "auto", progress: bool = True,
-                 *, flag: str = "params_file"):
+                 *, stateful: bool = False, flag: str = "params_file"):
         from paddle_lm.evaluation import load_model
 
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -111,6 +121,21 @@ class ELMoEmbedder:
         self.projection_dim = int(side["model_config"]["projection_dim"])
         self.num_layers = int(side["model_config"]["num_layers"]) + 1
         self.max_chars = int(side["data"]["max_characters_per_token"])
+        self.stateful = bool(stateful)
+        self._state: list[np.ndarray] | None = None  # stateful: the model's flat state list, [rows, size] each
+
+    def reset_state(self) -> None:
+        """Forget the carried state (``stateful=True``): the next call starts every row from zeros."""
+        self._state = None
+
+    def _rows_state(self, start: int, rows: int) -> list:
+        """The carried state of rows ``start .. start+rows-1`` as tensors (zeros for rows never run)."""
+        if self._state is None:
+            self._state = [t.numpy() for t in self.model.initial_state(start + rows)]
+        grow = start + rows - self._state[0].shape[0]
+        if grow > 0:
+            self._state = [np.concatenate([s, np.zeros((grow, s.shape[1]), s.dtype)]) for s in self._state]
+        return [paddle.to_tensor(s[start:start + rows]) for s in self._state]  # each [rows, size]
 
     def __repr__(self) -> str:
         return (f"ELMoEmbedder({self.prefix!r}, layers={self.num_layers}, dim={2 * self.projection_dim}, "
@@ -123,13 +148,19 @@ class ELMoEmbedder:
         distinct = (paddle.to_tensor(unique), paddle.to_tensor(inverse))
         return self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask), state, distinct)
 
-    def _run_batch(self, char_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Eval-mode, gradient-free ``ELMo.encode`` of one batch: ``[B, L, T+2, 2P]`` numpy."""
+    def _run_batch(self, char_ids: np.ndarray, mask: np.ndarray, start: int = 0) -> np.ndarray:
+        """Eval-mode, gradient-free ``ELMo.encode`` of one batch (rows ``start..`` of a stateful call carry their
+        state): ``[B, L, T+2, 2P]`` numpy."""
         was_training = self.model.training
         self.model.eval()
         try:
             with paddle.no_grad():
-                layers, _ = self._encode(char_ids, mask)  # L x [B, T+2, 2P]
+                rows = char_ids.shape[0]
+                state = self._rows_state(start, rows) if self.stateful else None
+                layers, new_state = self._encode(char_ids, mask, state)  # L x [B, T+2, 2P]
+                if self.stateful:
+                    for kept, t in zip(self._state, new_state):
+                        kept[start:start + rows] = t.numpy()  # [B, size]
                 return paddle.stack(layers, axis=1).numpy()  # [B, L, T+2, 2P]
         finally:
             if was_training:
@@ -141,20 +172,21 @@ class ELMoEmbedder:
         For large inputs: memory holds one batch, not every sentence's vectors.
         """
         validate_sentences(sentences)
-        return iter_encoded(sentences, self.max_chars, self.batch_size, self._run_batch, self.progress)
+        return iter_encoded(sentences, self.max_chars, self.batch_size, self._run_batch, self.progress,
+                            in_order=self.stateful)
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """One ``float32 [L, n_tokens, 2P]`` array per tokenized sentence, in input order.
 
         Layer 0 is the char-CNN token encoding repeated for both directions; layer k >= 1 is the k-th forward
         LSTM output concatenated with the k-th backward one. Each sentence is wrapped in ``<S>`` ... ``</S>``
-        as in training (those positions are not returned) and starts from a zero LSTM state; padding in a
-        batch never changes a sentence's vectors. An empty sentence, a sentence given as a string, or a token
+        as in training (those positions are not returned) and starts from a zero LSTM state (or, with
+        ``stateful``, from its row's carried state); padding in a batch never changes a sentence's vectors. An empty sentence, a sentence given as a string, or a token
         with whitespace raises a UserError naming the sentence.
         """
         validate_sentences(sentences)
         out: list = [None] * len(sentences)
-        for i, vectors in iter_encoded(sentences, self.max_chars, self.batch_size, self._run_batch, self.progress):
+        for i, vectors in self.iter_encode(sentences):
             out[i] = vectors
         return out
 

@@ -115,8 +115,8 @@ class ExportedELMo:
         self.projection_dim = int(self.meta["projection_dim"])
         self.num_layers = int(self.meta["num_layers"])
 
-    def _run_batch(self, char_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        with paddle.no_grad():
+    def _run_batch(self, char_ids: np.ndarray, mask: np.ndarray, start: int = 0) -> np.ndarray:
+        with paddle.no_grad():  # the exported graph always starts from zeros: `start` does not matter
             return self.model(paddle.to_tensor(char_ids), paddle.to_tensor(mask)).numpy()  # [B, L, T+2, 2P]
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:

@@ -238,6 +238,10 @@ def _check_vocab(cfg: FinetuneConfig, embedder) -> None:
     if cfg.vocab_file:
         from paddle_lm.data.vocab import Vocab
 
+        if embedder.vocab is None:
+            raise UserError(f"--vocab_file: checkpoint {cfg.init_from_ckpt} is an ELMo encoder without a word "
+                            f"vocabulary (an import); drop --vocab_file")
+
         vocab = Vocab.load(cfg.vocab_file)
         if vocab.identity != embedder.vocab.identity:
             raise UserError(f"--vocab_file {cfg.vocab_file!r} does not match checkpoint {cfg.init_from_ckpt}: it "

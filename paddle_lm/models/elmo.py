@@ -47,10 +47,10 @@ class LSTMStack(nn.Layer):
             state.extend(layer.initial_state(batch_size))
         return state
 
-    def forward(self, x, state: list):
+    def forward(self, x, state: list, lengths=None):
         outputs, new_state = [], []
         for i, layer in enumerate(self.layers):
-            out, (h, c) = layer(self.dropout(x), (state[2 * i], state[2 * i + 1]))  # [B, T, P]
+            out, (h, c) = layer(self.dropout(x), (state[2 * i], state[2 * i + 1]), lengths)  # [B, T, P]
             if self.residual and i > 0:
                 out = out + x  # [B, T, P]
             outputs.append(out)
@@ -77,7 +77,7 @@ class ELMo(nn.Layer):
 
     def __init__(self, cfg: ModelConfig, with_softmax: bool = True):
         super().__init__()
-        if cfg.vocab_size <= 0:
+        if cfg.vocab_size <= 0 and with_softmax:
             raise ValueError("ModelConfig.vocab_size must be set (from the vocabulary) before building ELMo")
         self.vocab_size = cfg.vocab_size
         self.num_layers = cfg.num_layers
@@ -109,7 +109,8 @@ class ELMo(nn.Layer):
         directions, ``concat(x, x)``, and ``layers[k]`` is ``concat(fw_out_k, bw_out_k)``; each
         ``[B, T, 2P]``. Without ``mask`` the backward direction reads the whole window right to left; with
         it, each sentence is reversed within its own length, so padding never reaches real tokens (values
-        at padded positions are unspecified, and ``new_state`` then includes the padding steps). ``distinct``:
+        at padded positions are unspecified), and each row's ``new_state`` is the state at its last real token
+        (forward: the sentence's last token; backward: its first), as if each row had run alone. ``distinct``:
         ``(unique [U, C], inverse [B*T])`` of these ``char_ids`` (``data.chars.distinct_rows``), to run the
         char-CNN once per distinct token (same values, less work); see ``CharCNNEncoder.forward``.
         """
@@ -120,8 +121,8 @@ class ELMo(nn.Layer):
             raise ValueError(f"ELMo state must be a list of {2 * n} tensors, got {len(state)}")
         lengths = None if mask is None else mask.astype("float32").sum(axis=1).round().astype("int64")  # [B]
         x = self.token_encoder(char_ids, distinct)  # [B, T, P]
-        fw_outputs, fw_state = self.forward_lstm(x, state[:n])  # L x [B, T, P]
-        bw_outputs, bw_state = self.backward_lstm(reverse_padded(x, lengths), state[n:])  # L x [B, T, P]
+        fw_outputs, fw_state = self.forward_lstm(x, state[:n], lengths)  # L x [B, T, P]
+        bw_outputs, bw_state = self.backward_lstm(reverse_padded(x, lengths), state[n:], lengths)  # L x [B, T, P]
         layers = [paddle.concat([x, x], axis=-1)]  # [B, T, 2P]
         for fw, bw in zip(fw_outputs, bw_outputs):
             layers.append(paddle.concat([fw, reverse_padded(bw, lengths)], axis=-1))  # [B, T, 2P]

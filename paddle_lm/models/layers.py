@@ -115,7 +115,10 @@ class ProjectedLSTM(nn.Layer):
     - ``"auto"`` (default): ``"fused"`` when nothing is clipped and there is no projection, else
       ``"loop"`` (measured faster than ``nn.LSTM``'s own loop with a projection; see bench/bench_lstm.py).
 
-    ``forward(x [B, T, I], state=(h [B, P], c [B, H]) | None) -> (out [B, T, P], (h, c))``.
+    ``forward(x [B, T, I], state=(h [B, P], c [B, H]) | None, lengths=None) -> (out [B, T, P], (h, c))``.
+    ``lengths`` int64 ``[B]`` (right-padded rows): row b's ``(h, c)`` stop changing after its first
+    ``lengths[b]`` steps, so the returned state is the one at each row's last real step (what running each row
+    alone gives; bilm-tf's ``dynamic_rnn(sequence_length=...)``); outputs at padded steps are unspecified.
     """
 
     def __init__(self, input_size: int, hidden_size: int, proj_size: int = 0, cell_clip: float = 0.0,
@@ -150,27 +153,36 @@ class ProjectedLSTM(nn.Layer):
     def initial_state(self, batch_size: int):
         return (paddle.zeros([batch_size, self.output_size]), paddle.zeros([batch_size, self.hidden_size]))
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, lengths=None):
         if state is None:
             state = self.initial_state(x.shape[0])
         h, c = state
         if self.fused:
-            out, (h_n, c_n) = self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)))  # [B,T,P], [1,B,P], [1,B,H]
+            # [B, T, P], [1, B, P], [1, B, H]
+            out, (h_n, c_n) = self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)), sequence_length=lengths)
             return out, (h_n.squeeze(0), c_n.squeeze(0))
-        return self._step_loop(x, h, c)
+        return self._step_loop(x, h, c, lengths)
 
-    def _step_loop(self, x, h, c):
+    def _step_loop(self, x, h, c, lengths=None):
         cell = self.lstm[0].cell
         bias = cell.bias_ih + cell.bias_hh  # [4H]
         gates_x = paddle.matmul(x, cell.weight_ih, transpose_y=True) + bias  # [B, T, 4H]
         steps = gates_x.transpose([1, 0, 2])  # [T, B, 4H]
+        masked = lengths is not None
+        if masked:  # each step carries its rows' "still real" flag as one more column (also traces as one tensor)
+            t = paddle.arange(steps.shape[0], dtype="int64").unsqueeze(1)  # [T, 1]
+            real = (t < lengths.astype("int64").unsqueeze(0)).astype(steps.dtype).unsqueeze(-1)  # [T, B, 1]
+            steps = paddle.concat([steps, real], axis=-1)  # [T, B, 4H + 1]
         if paddle.in_dynamic_mode():
             # Eager: T tensors with one cheap backward (indexing step t instead costs a full [T, B, 4H]
             # gradient per step: ~1.9x slower LSTM fwd+bwd). Under paddle.jit.to_static, where T may be unknown,
             # ``steps`` stays a tensor and the loop below becomes a while loop over its rows.
             steps = paddle.unbind(steps, axis=0)  # T x [B, 4H]
         outputs = []
-        for step_gates in steps:  # [B, 4H]
+        for step_gates in steps:  # [B, 4H] (+ 1 with lengths)
+            h_prev, c_prev = h, c
+            if masked:
+                step_gates, real = step_gates[:, :-1], step_gates[:, -1:]  # [B, 4H], [B, 1]
             gates = step_gates + paddle.matmul(h, cell.weight_hh, transpose_y=True)  # [B, 4H]
             i, f, g, o = paddle.split(gates, 4, axis=-1)  # 4 x [B, H]
             c = F.sigmoid(f) * c + F.sigmoid(i) * paddle.tanh(g)  # [B, H]
@@ -181,6 +193,9 @@ class ProjectedLSTM(nn.Layer):
                 h = paddle.matmul(h, cell.weight_ho)  # [B, P]
                 if self.proj_clip > 0:
                     h = paddle.clip(h, -self.proj_clip, self.proj_clip)
+            if masked:  # a padded step leaves the row's state as it was
+                keep = real > 0  # [B, 1]
+                h, c = paddle.where(keep, h, h_prev), paddle.where(keep, c, c_prev)  # [B, P], [B, H]
             outputs.append(h)
         return paddle.stack(outputs, axis=1), (h, c)  # [B, T, P]
 

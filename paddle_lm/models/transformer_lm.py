@@ -79,17 +79,7 @@ def load_pretrained_weights(model: nn.Layer, directory: str, flag: str = "--init
     """
     check_pretrained_dir(directory, flag)
     state = weights.load_folder_state(directory, flag)
-    own = model.net.state_dict()
-    for key, param in own.items():
-        if key in state and tuple(state[key].shape) != tuple(param.shape):
-            raise UserError(f"{flag} {directory!r}: weight {key} has shape {list(state[key].shape)}, its "
-                            f"config.json makes it {list(param.shape)}")
-        if key in state and str(state[key].dtype) != str(param.dtype).split(".")[-1]:
-            state[key] = paddle.to_tensor(state[key]).astype(param.dtype)  # e.g. float16 weights
-    missing, unexpected = model.net.set_state_dict(state) or ([], [])
-    if missing or unexpected:
-        raise UserError(f"{flag} {directory!r}: its weights do not fit its config (missing {list(missing)[:3]}, "
-                        f"unexpected {list(unexpected)[:3]})")
+    weights.fit_state(model.net, state, f"{flag} {directory!r}", "its weights do not fit its config.json")
 
 
 class TransformerLM(nn.Layer):

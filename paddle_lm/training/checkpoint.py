@@ -106,14 +106,17 @@ def _pickler(obj):
     return write
 
 
-def save_checkpoint(prefix: str, params: dict, opt_state: dict, carried: dict[str, np.ndarray], sidecar: dict) -> None:
+def save_checkpoint(prefix: str, params: dict, opt_state: dict | None, carried: dict[str, np.ndarray] | None,
+                    sidecar: dict) -> None:
     """Write a checkpoint and commit it with one rename of its sidecar (see the module doc).
 
     `params` / `opt_state` are state dicts of tensors or `host_state` snapshots; each is pickled straight into
-    its file (no second copy of the whole pickle in memory)."""
-    params, opt_state = (s if NAME_TABLE in s else host_state(s) for s in (params, opt_state))
+    its file (no second copy of the whole pickle in memory). `opt_state` and `carried` are None for weights with
+    no training state (an imported encoder): those files are then not written, and not listed."""
+    params, opt_state = (s if s is None or NAME_TABLE in s else host_state(s) for s in (params, opt_state))
     check_finite(params, prefix)
-    check_finite(opt_state, prefix)
+    if opt_state is not None:
+        check_finite(opt_state, prefix)
     folder, name = os.path.split(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
     old = _committed_files(prefix)
@@ -121,9 +124,12 @@ def save_checkpoint(prefix: str, params: dict, opt_state: dict, carried: dict[st
     base = os.path.join(folder, name + slot)
     files = {}
     carried_npz = io.BytesIO()  # small; np.savez needs a seekable file
-    np.savez(carried_npz, **carried)
+    np.savez(carried_npz, **(carried or {}))
     writers = {".pdparams": _pickler(params), ".pdopt": _pickler(opt_state),
                ".pdstate": lambda f: f.write(carried_npz.getvalue())}
+    for suf, given in ((".pdopt", opt_state), (".pdstate", carried)):
+        if given is None:
+            del writers[suf]
     try:
         for suf, write in writers.items():
             files[suf] = _write_data(base + suf, write)
@@ -238,6 +244,14 @@ def read_sidecar(prefix: str) -> dict:
         raise UserError(f"{prefix}.json is not a paddle-lm checkpoint "
                         f"(format {side.get('format') if isinstance(side, dict) else None!r})")
     return side
+
+
+def describe_source(side: dict) -> str:
+    """Where a checkpoint's weights came from, for messages: an import's source files, or its training step."""
+    source = side.get("source")
+    if isinstance(source, dict) and "weights" in source:
+        return f"imported from {source.get('format', '?')} {os.path.basename(str(source['weights']))}"
+    return f"step {side.get('step')}"
 
 
 def is_checkpoint(prefix: str) -> bool:

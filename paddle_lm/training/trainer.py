@@ -38,6 +38,7 @@ from paddle_lm.training.rowwise import touched_rows
 from paddle_lm.training.run_dir import claim_save_dir
 from paddle_lm.training.signals import StopFlag
 from paddle_lm.training.sources import make_source
+from paddle_lm.weights import fit_state
 
 RNG_SCHEME = ("dropout: paddle.seed(seed + 1000003 * rank + micro) before every micro-step; "
               "softmax samples: numpy default_rng([seed, rank, micro]); "
@@ -58,6 +59,28 @@ def _restored_config(prefix: str, side: dict, model_cfg: ModelConfig) -> ModelCo
     return saved
 
 
+def elmo_from_pretrained(prefix: str, model_cfg: ModelConfig, data: DataConfig) -> tuple:
+    """(checkpoint prefix, model config, data config) of a run that starts from the ELMo encoder at `prefix`
+    (``--init_from_pretrained``): its architecture and characters per token, `model_cfg`'s dropout."""
+    prefix = ckpt.resolve_prefix(prefix, "--init_from_pretrained", allow_suffix=True)
+    side = ckpt.read_sidecar(prefix)
+    saved = ModelConfig(**side["model_config"])
+    if saved.model != "elmo":
+        raise UserError(f"--init_from_pretrained {prefix} holds a {saved.model!r} model, not an ELMo")
+    saved = dataclasses.replace(saved, dropout=model_cfg.dropout, vocab_size=0)
+    return prefix, saved, dataclasses.replace(data, max_characters_per_token=side["data"]["max_characters_per_token"])
+
+
+def load_elmo_encoder(model, prefix: str) -> None:
+    """The encoder weights of ELMo checkpoint `prefix` into `model` (built from its config); the softmax stays
+    as built (fresh, over this run's vocabulary)."""
+    from paddle_lm.evaluation import SOFTMAX_PREFIX
+
+    side = ckpt.read_sidecar(prefix)
+    state = {k: v for k, v in ckpt.load_params(prefix, side).items() if not k.startswith(SOFTMAX_PREFIX)}
+    fit_state(model, state, f"--init_from_pretrained {prefix}", optional=lambda k: k.startswith(SOFTMAX_PREFIX))
+
+
 class Trainer:
     """Holds what one run needs; `run()` trains to `total_steps` and returns the last metrics.
 
@@ -75,6 +98,9 @@ class Trainer:
         self.scaler = LossScaler() if self.amp_dtype == "float16" else None
         resume = ckpt.resolve_resume(cfg.init_from_ckpt, cfg.save_dir)
         side = ckpt.read_sidecar(resume) if resume else None
+        if side is not None and side.get("encoder_only"):
+            raise UserError(f"--init_from_ckpt {resume} is an ELMo encoder without training state "
+                            f"({ckpt.describe_source(side)}); start a run from it with --init_from_pretrained {resume}")
         dist.init(self.world)
         self.writer, self.prefetch = ckpt.BackgroundWriter(), None
         self.lock = claim_save_dir(cfg, resume, self.rank, self.world)  # held until close()
@@ -106,9 +132,11 @@ class Trainer:
             model_cfg = _restored_config(resume, side, model_cfg)
         elif pretrained and model_cfg.model in TRANSFORMERS:
             model_cfg = config_from_pretrained(pretrained, model_cfg.model)
+        elif pretrained:
+            pretrained, model_cfg, data = elmo_from_pretrained(pretrained, model_cfg, data)
         validate_pretrain(data, model_cfg, cfg, seq_len_known=True)  # before a tokenizer is trained for nothing
         self.source = make_source(data, cfg, model_cfg.model, resume, side, self.progress)
-        if pretrained and model_cfg.vocab_size != self.source.vocab_size:
+        if pretrained and model_cfg.model in TRANSFORMERS and model_cfg.vocab_size != self.source.vocab_size:
             raise UserError(f"--tokenizer_dir has {self.source.vocab_size} tokens but the --init_from_pretrained "
                             f"model's vocabulary has {model_cfg.vocab_size}; use the tokenizer it was trained with")
         model_cfg = dataclasses.replace(model_cfg, vocab_size=self.source.vocab_size)
@@ -124,8 +152,10 @@ class Trainer:
         warmup = cfg.warmup_steps if cfg.warmup_steps >= 0 else max(1, self.total_steps // 10)
         paddle.seed(cfg.seed)  # identical initial weights on every rank
         self.model = build_model(model_cfg)
-        if pretrained:
+        if pretrained and model_cfg.model in TRANSFORMERS:
             load_pretrained_weights(self.model, pretrained)
+        elif pretrained:
+            load_elmo_encoder(self.model, pretrained)
         self.sampler = None
         if not cfg.n_negative_samples and model_cfg.model not in TRANSFORMERS:
             directions = 2 if model_cfg.model == "elmo" else 1
@@ -171,7 +201,8 @@ class Trainer:
         if diff:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
                 f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
-        self.model.set_state_dict(ckpt.load_params(prefix, side))
+        fit_state(self.model, ckpt.load_params(prefix, side), f"{prefix}.pdparams",
+                  "the weights do not fit the checkpoint's own config: it is damaged")
         load_optimizer_state(self.opt, self.rows, self.scaler, ckpt.load_optimizer(prefix, side))
         self.step = int(side["step"])
         self.resumed_metrics = side.get("metrics") or {}
