@@ -71,12 +71,18 @@ def import_elmo(options: str, weights: str, output: str, overwrite: bool = False
     values = bilm_tf.read_weights(weights, cfg, options)
     model = build_model(cfg, with_softmax=False)
     bilm_tf.set_weights(model, cfg, values)
+    source = {"format": SOURCE_FORMAT, "options": os.path.abspath(options), "options_sha256": _sha256(options),
+              "weights": os.path.abspath(weights), "weights_sha256": _sha256(weights), "options_json": opts}
+    return save_encoder(model, cfg, max_chars, output, source)
+
+
+def save_encoder(model, cfg, max_chars: int, output: str, source: dict) -> dict:
+    """Commit ELMo encoder `model` (built from `cfg`, no softmax) as an encoder-only checkpoint at prefix `output`;
+    `source` says where its weights came from. Returns the sidecar."""
     sidecar = {
         "step": 0, "tokens_seen": 0, "encoder_only": True,
         "model_config": dataclasses.asdict(cfg), "data": {"max_characters_per_token": max_chars},
-        "source": {"format": SOURCE_FORMAT, "options": os.path.abspath(options), "options_sha256": _sha256(options),
-                   "weights": os.path.abspath(weights), "weights_sha256": _sha256(weights), "options_json": opts},
-        "saved_at": time.time(),
+        "source": source, "saved_at": time.time(),
     }
     ckpt.save_checkpoint(output, ckpt.host_state(model.state_dict()), None, None, sidecar)
     return sidecar
