@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 
+from paddle_lm.config import DataConfig, ModelConfig
 from paddle_lm.errors import UserError
 from paddle_lm.formats import bilm_tf
 from paddle_lm.fsio import (
@@ -31,6 +32,7 @@ from paddle_lm.fsio import (
     tmp_name,
 )
 from paddle_lm.training import checkpoint as ckpt
+from paddle_lm.weights import fit_state
 
 SOURCE_FORMAT = "bilm-tf"
 EXPORT_FILES = ("options.json", "weights.hdf5")
@@ -109,7 +111,6 @@ def export_elmo(prefix: str, output: str, overwrite: bool = False, flag: str = "
     """
     import h5py
 
-    from paddle_lm.config import ModelConfig
     from paddle_lm.evaluation import load_model
 
     check_export_output(output, overwrite)
@@ -155,3 +156,26 @@ def describe_import(side: dict) -> str:
     return (f"{m['num_layers']} x {m['cell_size']} -> {m['projection_dim']} LSTMs per direction, "
             f"{sum(c for _, c in m['filters'])} char-CNN filters, {m['num_highways']} highways, skip connections "
             f"{'on' if m['residual'] else 'off'}")
+
+
+# ------------------------------------------------------------------------------------ continued pretraining
+def elmo_from_pretrained(prefix: str, model_cfg: ModelConfig, data: DataConfig) -> tuple:
+    """(checkpoint prefix, model config, data config) of a run that starts from the ELMo encoder at `prefix`
+    (``--init_from_pretrained``): its architecture and characters per token, `model_cfg`'s dropout."""
+    prefix = ckpt.resolve_prefix(prefix, "--init_from_pretrained", allow_suffix=True)
+    side = ckpt.read_sidecar(prefix)
+    saved = ModelConfig(**side["model_config"])
+    if saved.model != "elmo":
+        raise UserError(f"--init_from_pretrained {prefix} holds a {saved.model!r} model, not an ELMo")
+    saved = dataclasses.replace(saved, dropout=model_cfg.dropout, vocab_size=0)
+    return prefix, saved, dataclasses.replace(data, max_characters_per_token=side["data"]["max_characters_per_token"])
+
+
+def load_elmo_encoder(model, prefix: str) -> None:
+    """The encoder weights of ELMo checkpoint `prefix` into `model` (built from its config); the softmax stays
+    as built (fresh, over this run's vocabulary)."""
+    from paddle_lm.evaluation import SOFTMAX_PREFIX
+
+    side = ckpt.read_sidecar(prefix)
+    state = {k: v for k, v in ckpt.load_params(prefix, side).items() if not k.startswith(SOFTMAX_PREFIX)}
+    fit_state(model, state, f"--init_from_pretrained {prefix}", optional=lambda k: k.startswith(SOFTMAX_PREFIX))

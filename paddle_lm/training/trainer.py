@@ -25,6 +25,7 @@ from paddle_lm.config import (
 )
 from paddle_lm.device import set_device, to_tensors
 from paddle_lm.errors import Diverged, Interrupted, UserError
+from paddle_lm.formats.elmo_files import elmo_from_pretrained, load_elmo_encoder
 from paddle_lm.models import STAT_KEYS, build_model
 from paddle_lm.models.sampled_softmax import LogUniformSampler, full_softmax_note
 from paddle_lm.models.transformer_lm import config_from_pretrained, load_pretrained_weights
@@ -57,28 +58,6 @@ def _restored_config(prefix: str, side: dict, model_cfg: ModelConfig) -> ModelCo
     if saved.model != model_cfg.model:
         raise UserError(f"--init_from_ckpt {prefix} holds a {saved.model!r} model but --model is {model_cfg.model!r}")
     return saved
-
-
-def elmo_from_pretrained(prefix: str, model_cfg: ModelConfig, data: DataConfig) -> tuple:
-    """(checkpoint prefix, model config, data config) of a run that starts from the ELMo encoder at `prefix`
-    (``--init_from_pretrained``): its architecture and characters per token, `model_cfg`'s dropout."""
-    prefix = ckpt.resolve_prefix(prefix, "--init_from_pretrained", allow_suffix=True)
-    side = ckpt.read_sidecar(prefix)
-    saved = ModelConfig(**side["model_config"])
-    if saved.model != "elmo":
-        raise UserError(f"--init_from_pretrained {prefix} holds a {saved.model!r} model, not an ELMo")
-    saved = dataclasses.replace(saved, dropout=model_cfg.dropout, vocab_size=0)
-    return prefix, saved, dataclasses.replace(data, max_characters_per_token=side["data"]["max_characters_per_token"])
-
-
-def load_elmo_encoder(model, prefix: str) -> None:
-    """The encoder weights of ELMo checkpoint `prefix` into `model` (built from its config); the softmax stays
-    as built (fresh, over this run's vocabulary)."""
-    from paddle_lm.evaluation import SOFTMAX_PREFIX
-
-    side = ckpt.read_sidecar(prefix)
-    state = {k: v for k, v in ckpt.load_params(prefix, side).items() if not k.startswith(SOFTMAX_PREFIX)}
-    fit_state(model, state, f"--init_from_pretrained {prefix}", optional=lambda k: k.startswith(SOFTMAX_PREFIX))
 
 
 class Trainer:
@@ -156,6 +135,7 @@ class Trainer:
             load_pretrained_weights(self.model, pretrained)
         elif pretrained:
             load_elmo_encoder(self.model, pretrained)
+        self.pretrained = pretrained
         self.sampler = None
         if not cfg.n_negative_samples and model_cfg.model not in TRANSFORMERS:
             directions = 2 if model_cfg.model == "elmo" else 1
@@ -406,4 +386,7 @@ def _announce_and_run(trainer: Trainer, progress: bool) -> dict:
               f"{trainer.describe_precision()}", flush=True)
         if trainer.amp_note:
             print(f"[paddle-lm] note: {trainer.amp_note}", flush=True)
+        if trainer.pretrained and trainer.model_cfg.model == "elmo":
+            print(f"[paddle-lm] starting from {trainer.pretrained}: its encoder, and a fresh softmax over this run's "
+                  f"vocabulary", flush=True)
     return trainer.run()
