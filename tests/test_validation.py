@@ -93,7 +93,9 @@ PRETRAIN_CASES = [
      ["--softmax_update rows", "tied softmax"]),
     ([*GPT2, "--subword_vocab_size", "100"], ["--subword_vocab_size", ">= 258"]),
     ([*BERT, "--subword_vocab_size", "5"], ["--subword_vocab_size", ">= 6"]),
-    (["--init_from_pretrained", "somewhere"], ["--init_from_pretrained", "not elmo"]),
+    (["--model", "lstm", "--preset", "lstm-tiny", "--init_from_pretrained", "somewhere"],
+     ["--init_from_pretrained", "not lstm"]),
+    (["--init_from_pretrained", "somewhere"], ["--init_from_pretrained", "no checkpoint there"]),
     (["--preset", "elmo-huge"], ["elmo-huge", "unknown"]),
 ]
 
