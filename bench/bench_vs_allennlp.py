@@ -29,6 +29,10 @@ model loading do not count, first-batch warm-up does (no warm-up run). Peak RSS 
 speeds are medians. Parity: the largest absolute difference over the first `--parity` sentences' vectors, every
 layer, from the first repeat; the limit is 1e-4, and the bench exits 1 when it is over.
 
+Run it on an otherwise idle machine: with as many threads as cores, other work makes a side's threads wait for
+each other (measured on a 2-core box during a test run: AllenNLP's tiny-model forward of 20 sentences went from
+0.04 s to 0.1-0.9 s). The machine line gives the 1-minute load average before the runs.
+
 Prints a table, the ratio paddle-lm / AllenNLP, the parity figures, the machine and the command, and a JSON
 last line.
 """
@@ -199,6 +203,7 @@ def main() -> None:
     if not os.path.isfile(ref_python):
         fail(f"no AllenNLP venv at {args.venv}: build one with {BUILD_VENV}")
     lines, source = load_sentences(args)
+    load = os.getloadavg()[0]  # other work on the machine skews both sides (threads wait for each other)
     args.parity = min(args.parity, len(lines))
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "MKL_DEBUG_CPU_TYPE": "5"}
@@ -223,7 +228,7 @@ def main() -> None:
                 out += ["--vectors", vectors[side]] if repeat == 0 else []
                 runs[side].append(run_child(cmd + common + out, side_env, side))
         par = parity(vectors, cfg)
-    report(args, source, runs, par, machine())
+    report(args, source, runs, par, {**machine(), "load_before": load})
 
 
 def report(args: argparse.Namespace, source: str, runs: dict, par: dict, box: dict) -> None:
@@ -255,7 +260,9 @@ def report(args: argparse.Namespace, source: str, runs: dict, par: dict, box: di
           + "; std " + ", ".join(f"{s:.3f}" for s in par["layer_std"])
           + "; LSTM outputs at the clip " + ", ".join(f"{100 * c:.1f}%" for c in par["lstm_clipped_share"]))
     flags = ", ".join(f"{flag} {'yes' if box[flag] else 'no'}" for flag in ("avx2", "avx512f", "avx512_bf16"))
-    print(f"machine: {box['cpu']}, {box['cores']} cores, {flags}")
+    busy = " (other work was running: the times are unreliable)" if box["load_before"] > 0.5 else ""
+    print(f"machine: {box['cpu']}, {box['cores']} cores, {flags}; load average before the runs "
+          f"{box['load_before']:.2f}{busy}")
     print(f"command: {command}")
     print(json.dumps({"preset": args.preset, "seed": args.seed, "source": source, "sentences": first["sentences"],
                       "tokens": first["tokens"], "batch_size": BATCH, "threads": args.threads,
