@@ -14,7 +14,7 @@ sentence's vectors become one numpy ``[L, n_tokens, 2P]`` array (layer 0 = the t
 each LSTM layer forward || backward), as `ELMoEmbedder.encode` returns them.
 
 The timer covers that loop alone (char ids, forward, stripping, numpy copies); loading the model does not
-count. Peak RSS is the process's (`ru_maxrss`), model included. The helpers above `main` use only the standard
+count. Peak RSS is the process's own high-water mark (VmHWM), model included. The helpers above `main` use only the standard
 library and numpy, so the paddle-lm side of the bench imports them too: both sides read sentences, order
 them and write their results the same way.
 """
@@ -41,7 +41,16 @@ def length_order(sentences: list[list[str]]) -> list[int]:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set so far, MiB (Linux reports ru_maxrss in KiB)."""
+    """This process's peak resident set so far, MiB: /proc/self/status VmHWM, the high-water mark of this
+    program's own memory. Not ``ru_maxrss``: Linux carries that over from the parent across fork and exec, so a
+    child of the bench (which holds the model it exported) would report the bench's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

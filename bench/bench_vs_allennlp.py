@@ -25,7 +25,7 @@ AllenNLP's is bench/allennlp_elmo.py under the AllenNLP venv's Python (`_ElmoBiL
 longest-first order, state reset to zeros before each batch, boundaries stripped). Each times its encode loop
 alone, from text tokens to one numpy ``[L, n_tokens, 2P]`` array per sentence; Python start-up, imports and
 model loading do not count, first-batch warm-up does (no warm-up run). Peak RSS is each child's
-`ru_maxrss`, model included. The sides alternate (paddle-lm, AllenNLP, paddle-lm, ...) `--repeats` times;
+own high-water mark (VmHWM), model included. The sides alternate (paddle-lm, AllenNLP, paddle-lm, ...) `--repeats` times;
 speeds are medians. Parity: the largest absolute difference over the first `--parity` sentences' vectors, every
 layer, from the first repeat; the limit is 1e-4, and the bench exits 1 when it is over.
 
@@ -55,8 +55,10 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from allennlp_elmo import read_sentences, side_parser, write_outputs
+from bench_vs_torch import GEMM
 
 from paddle_lm.config import PRESETS
+from paddle_lm.models.flops import forward_macs
 
 POLARITY = os.path.join(ROOT, "data", "sample", "sentence-polarity-dataset-v1")
 DEFAULT_VENV = os.environ.get("ALLENNLP_VENV", "/work/allennlp-venv")
@@ -228,7 +230,10 @@ def main() -> None:
                 out += ["--vectors", vectors[side]] if repeat == 0 else []
                 runs[side].append(run_child(cmd + common + out, side_env, side))
         par = parity(vectors, cfg)
-    report(args, source, runs, par, {**machine(), "load_before": load})
+        gemm = json.loads(subprocess.run([sys.executable, "-c", GEMM, "paddle"], env=paddle_env, capture_output=True,
+                                         text=True, check=True).stdout.strip().splitlines()[-1])["gflops"]
+    macs = sum(forward_macs(cfg).values())  # per position, encoder only (vocab_size 0: no softmax)
+    report(args, source, runs, par, {**machine(), "load_before": load, "gemm_gflops": gemm, "model_macs": macs})
 
 
 def report(args: argparse.Namespace, source: str, runs: dict, par: dict, box: dict) -> None:
@@ -252,6 +257,15 @@ def report(args: argparse.Namespace, source: str, runs: dict, par: dict, box: di
         print(f"{side:<10} {m['sentences_per_s']:>11.1f} {m['tokens_per_s']:>9.0f} {m['seconds']:>8.2f} "
               f"{m['peak_rss_mib']:>12.0f}   {m['runs_sentences_per_s']}")
     print(f"paddle-lm / allennlp: {ratio:.2f}x")
+    positions = first["tokens"] + 2 * first["sentences"]  # <S> and </S> run through the network too
+    for side, m in med.items():  # model FLOPs (the network as defined) per second against a Paddle GEMM
+        m["model_gflops"] = 2 * box["model_macs"] * positions / m["seconds"] / 1e9
+        m["share_of_gemm_peak"] = m["model_gflops"] / box["gemm_gflops"]
+    print(f"model FLOPs: {2 * box['model_macs'] / 1e6:.1f} MFLOP per position ({positions:,} positions, "
+          f"boundaries included); Paddle GEMM peak here ({args.threads} threads, 2048^3 float32): "
+          f"{box['gemm_gflops']:.1f} GFLOP/s; " + ", ".join(
+              f"{side} {m['model_gflops']:.1f} GFLOP/s = {100 * m['share_of_gemm_peak']:.0f}% of it"
+              for side, m in med.items()))
     verdict = "ok" if ok else "OVER THE LIMIT"
     print(f"parity: max |paddle-lm - allennlp| over the first {par['sentences']} sentences ({par['tokens']:,} "
           f"tokens), all {len(par['layer_max_diff'])} layers: {par['max_diff']:.2e} (limit {PARITY_LIMIT:g}: "

@@ -263,3 +263,52 @@ def test_unreadable_files_refused(tmp_path, monkeypatch, imported):
     assert not any(p.name.startswith(("out", ".out")) for p in tmp_path.iterdir())
     code, _, err = import_cli(monkeypatch, OPTIONS, WEIGHTS, imported)  # an existing checkpoint
     assert_one_line_error(code, err, "--output", "--overwrite")
+
+
+def test_unprojected_model_round_trip(tmp_path, monkeypatch):
+    """No projection anywhere (filters add up to projection_dim = cell_size, as elmo-paddlenlp's LSTMs): the
+    export adds the identity CNN_proj / W_P_0 AllenNLP reads, the import accepts exactly those, and says what
+    AllenNLP refuses."""
+    import dataclasses
+
+    import paddle
+
+    from paddle_lm.config import apply_preset
+    from paddle_lm.formats.elmo_files import save_encoder
+    from paddle_lm.models import build_model
+
+    cfg = dataclasses.replace(apply_preset("elmo", "elmo-tiny"), filters=[[1, 4], [2, 12]], projection_dim=16,
+                              cell_size=16, cell_clip=0.0, proj_clip=0.0, residual=False, vocab_size=0)
+    paddle.seed(7)
+    model = build_model(cfg, with_softmax=False)
+    with paddle.no_grad():
+        model.token_encoder.projection.weight.set_value(np.eye(16, dtype=np.float32))
+        model.token_encoder.projection.bias.set_value(np.zeros(16, np.float32))
+    save_encoder(model, cfg, 20, str(tmp_path / "plain"), {"format": "test"})
+    code, stdout, err = run_inproc("paddle_lm", ["export-elmo", "--init_from_ckpt", str(tmp_path / "plain"),
+                                                 "--output", str(tmp_path / "bilm")], monkeypatch)
+    assert code == 0, err
+    assert "no skip connections" in stdout and "20 characters per token" in stdout
+    with h5py.File(tmp_path / "bilm" / "weights.hdf5", "r") as f:
+        np.testing.assert_array_equal(f["CNN_proj/W_proj"][...], np.eye(16))
+        np.testing.assert_array_equal(f["RNN_1/RNN/MultiRNNCell/Cell1/LSTMCell/W_P_0"][...], np.eye(16))
+        assert f["RNN_0/RNN/MultiRNNCell/Cell0/LSTMCell/W_0"].shape == (32, 64)
+    code, _, err = import_cli(monkeypatch, tmp_path / "bilm" / "options.json", tmp_path / "bilm" / "weights.hdf5",
+                              tmp_path / "back")
+    assert code == 0, err
+    sentences = [["a", "short", "one"], ["x"]]
+    for a, b in zip(ELMoEmbedder(str(tmp_path / "plain"), progress=False).encode(sentences),
+                    ELMoEmbedder(str(tmp_path / "back"), progress=False).encode(sentences)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with h5py.File(tmp_path / "bilm" / "weights.hdf5", "a") as f:
+        f["CNN_proj/W_proj"][0, 1] = 0.5
+    code, _, err = import_cli(monkeypatch, tmp_path / "bilm" / "options.json", tmp_path / "bilm" / "weights.hdf5",
+                              tmp_path / "back2")
+    assert_one_line_error(code, err, "CNN_proj/W_proj is not the identity")
+    with paddle.no_grad():
+        model.token_encoder.projection.bias.set_value(np.ones(16, np.float32))
+    save_encoder(model, cfg, 20, str(tmp_path / "biased"), {"format": "test"})
+    code, _, err = run_inproc("paddle_lm", ["export-elmo", "--init_from_ckpt", str(tmp_path / "biased"), "--output",
+                                            str(tmp_path / "bilm2")], monkeypatch)
+    assert_one_line_error(code, err, "projection is not the identity")
+    assert not (tmp_path / "bilm2").exists()
