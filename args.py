@@ -29,7 +29,6 @@ from paddle_lm.config import (
     validate_pretrain,
     validate_train,
 )
-from paddle_lm.errors import UserError
 
 ALIASES = {"save_steps": ["--save_freq"], "logging_steps": ["--log_freq"]}
 
@@ -99,7 +98,7 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     validate_train(_fill(TrainConfig, ns))
     check_fields(model)
     validate_data(data)
-    from paddle_lm.training.checkpoint import read_sidecar, resolve_prefix, resolve_resume  # no Paddle import
+    from paddle_lm.training.checkpoint import read_sidecar, resolve_resume  # no Paddle import
 
     prefix = resolve_resume(ns.init_from_ckpt or "", ns.save_dir or TrainConfig.save_dir)
     if prefix:
@@ -107,11 +106,9 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
         model = resume_conflicts(prefix, side["model_config"], _given(ModelConfig, ns), ns.preset)
         data = resume_data(prefix, side.get("data", {}), data, _given(DataConfig, ns))
     elif ns.init_from_pretrained and family == "elmo":  # the architecture is the encoder's; dropout may change
-        start = resolve_prefix(ns.init_from_pretrained, "--init_from_pretrained", allow_suffix=True)
-        side = read_sidecar(start)
-        if side["model_config"].get("model") != "elmo":
-            raise UserError(f"--init_from_pretrained {start} holds a {side['model_config'].get('model')!r} model, "
-                            f"not an ELMo")
+        from paddle_lm.formats.elmo_files import elmo_start  # no Paddle import
+
+        start, side = elmo_start(ns.init_from_pretrained)
         given = {k: v for k, v in _given(ModelConfig, ns).items() if k != "dropout"}
         model = resume_conflicts(start, side["model_config"], given, ns.preset, to="start from it")
         if ns.dropout is not None:

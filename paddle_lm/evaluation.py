@@ -77,7 +77,7 @@ def _weights(prefix: str, side: dict, with_softmax: bool = True) -> paddle.nn.La
     state = ckpt.load_params(prefix, side)
     if not with_softmax:
         state = {k: v for k, v in state.items() if not k.startswith(SOFTMAX_PREFIX)}
-    fit_state(model, state, f"{prefix}.pdparams", "the weights do not fit the checkpoint's own config: it is damaged")
+    fit_state(model, state, f"{prefix}.pdparams", ckpt.DAMAGED)
     model.eval()
     return model
 

