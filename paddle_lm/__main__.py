@@ -7,6 +7,8 @@
     python -m paddle_lm generate --init_from_ckpt checkpoints-gpt2/final --prompt "the government said" --top_k 50
     python -m paddle_lm import-elmo --options options.json --weights weights.hdf5 --output elmo/original
     python -m paddle_lm export-elmo --init_from_ckpt checkpoints/final --output exported/bilm
+    python -m paddle_lm export-hf --init_from_ckpt checkpoints-gpt2/final --output gpt2-hf
+    python -m paddle_lm fill-mask --init_from_pretrained bert-hf --text "the [MASK] said" --top_k 5 --json
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 from paddle_lm.cli import quiet_startup, run_main
 from paddle_lm.config import DEVICES, GenerateConfig, validate_embed, validate_generate
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import refuse_existing
+from paddle_lm.fsio import json_line, refuse_existing
 
 #: The files `export` writes at its prefix (paddle.jit.save's program and weights, then paddle-lm's metadata).
 EXPORT_SUFFIXES = (".json", ".pdmodel", ".pdiparams", ".pdiparams.info", ".embedder-meta")
@@ -57,8 +59,8 @@ def main(argv=None) -> None:
     pre.add_argument("--output", required=True, help="folder to write")
     pre.add_argument("--overwrite", action="store_true", help="write into a non-empty --output")
 
-    gen = sub.add_parser("generate", help="Continue a prompt with a GPT-2 checkpoint (sampling or greedy).")
-    gen.add_argument("--init_from_ckpt", required=True, help="GPT-2 checkpoint prefix, e.g. ./checkpoints-gpt2/final")
+    gen = sub.add_parser("generate", help="Continue a prompt with a GPT-2 (sampling or greedy, key/value cache).")
+    _model_source(gen, "GPT-2", "./checkpoints-gpt2/final")
     gen.add_argument("--prompt", required=True, help="text to continue (the sample corpus is Moses-tokenized: "
                      "lower-case words separated by spaces match it best)")
     for f in dataclasses.fields(GenerateConfig):  # the sampling flags, documented and ranged in paddle_lm.config
@@ -68,6 +70,15 @@ def main(argv=None) -> None:
             gen.add_argument(f"--{f.name}", type=type(f.default), default=f.default,
                              help=f"{f.metadata['doc']} (default {f.default})")
     gen.add_argument("--device", default="auto", choices=DEVICES, help=DEVICE_HELP)
+    gen.add_argument("--json", action="store_true", help="print one JSON line: texts, new_tokens, new_tokens_per_s")
+
+    fill = sub.add_parser("fill-mask", help="The likeliest tokens at each [MASK] of a text, with a BERT.")
+    _model_source(fill, "BERT", "./checkpoints-bert/final")
+    fill.add_argument("--text", required=True, help='text with one or more [MASK], e.g. "the [MASK] said"')
+    fill.add_argument("--top_k", type=int, default=5, help="tokens to show per [MASK] (default 5)")
+    fill.add_argument("--device", default="auto", choices=DEVICES, help=DEVICE_HELP)
+    fill.add_argument("--json", action="store_true", help="print one JSON line: per [MASK], the top-k tokens and "
+                      "their probabilities")
 
     imp = sub.add_parser("import-elmo", help="A bilm-tf / AllenNLP ELMo (options.json + weights.hdf5, e.g. the "
                          "released models) as a paddle-lm encoder checkpoint.")
@@ -82,6 +93,13 @@ def main(argv=None) -> None:
     exp.add_argument("--init_from_ckpt", required=True, help="ELMo checkpoint prefix, e.g. ./checkpoints/final")
     exp.add_argument("--output", required=True, help="folder to write (options.json, weights.hdf5)")
     exp.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
+    exp_hf = sub.add_parser("export-hf", help="A BERT / GPT-2 checkpoint as a Hugging Face folder (config.json, "
+                            "model.safetensors, tokenizer) for transformers' AutoModelForMaskedLM / "
+                            "AutoModelForCausalLM and AutoTokenizer.")
+    exp_hf.add_argument("--init_from_ckpt", required=True, help="BERT or GPT-2 checkpoint prefix, e.g. "
+                        "./checkpoints-gpt2/final")
+    exp_hf.add_argument("--output", required=True, help="folder to write")
+    exp_hf.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
     args = p.parse_args(argv)
     check_args(args)
 
@@ -107,10 +125,26 @@ def main(argv=None) -> None:
     elif args.command == "generate":
         from paddle_lm.pretrained import generate_text
 
-        texts = generate_text(args.init_from_ckpt, args.prompt, device=args.device,
-                              **dataclasses.asdict(_generate_config(args)))
-        for i, text in enumerate(texts, 1):
-            print(f"[{i}] {text}")
+        result = generate_text(args.prompt, init_from_ckpt=args.init_from_ckpt,
+                               init_from_pretrained=args.init_from_pretrained, device=args.device,
+                               **dataclasses.asdict(_generate_config(args)))
+        if args.json:
+            print(json_line(result))
+        else:
+            for i, text in enumerate(result["texts"], 1):
+                print(f"[{i}] {text}")
+            print(f"{result['new_tokens']} new tokens in {result['seconds']:.2f} s "
+                  f"({result['new_tokens_per_s']} new tokens/s)")
+    elif args.command == "fill-mask":
+        from paddle_lm.pretrained import fill_mask
+
+        masks = fill_mask(args.text, args.top_k, init_from_ckpt=args.init_from_ckpt,
+                          init_from_pretrained=args.init_from_pretrained, device=args.device)
+        if args.json:
+            print(json_line({"text": args.text, "masks": masks}))
+        else:
+            for i, best in enumerate(masks, 1):
+                print(f"[MASK] {i}: " + ", ".join(f"{b['token']} {b['probability']:.3f}" for b in best))
     elif args.command == "import-elmo":
         from paddle_lm.formats.elmo_files import describe_import, import_elmo
 
@@ -125,6 +159,12 @@ def main(argv=None) -> None:
         print(f"wrote {', '.join(written)}; AllenNLP: Elmo(options_file, weight_file, num_output_representations)")
         for note in notes:
             print(f"note: {note}")
+    elif args.command == "export-hf":
+        from paddle_lm.formats.hf import export_hf
+
+        files = export_hf(args.init_from_ckpt, args.output, args.overwrite)
+        print(f"wrote {args.output}: {', '.join(files)}; transformers: AutoModelForMaskedLM / AutoModelForCausalLM"
+              f".from_pretrained({args.output!r}), AutoTokenizer.from_pretrained({args.output!r})")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -147,8 +187,14 @@ def check_args(args: argparse.Namespace) -> None:
         if os.path.lexists(args.output) and not os.path.isdir(args.output):
             raise UserError(f"--output {args.output!r} exists and is not a folder; pick another folder")
         refuse_existing(args.output, "--output", args.overwrite)
-    elif args.command == "generate":
-        validate_generate(_generate_config(args), args.prompt)
+    elif args.command in ("generate", "fill-mask"):
+        if bool(args.init_from_ckpt) == bool(args.init_from_pretrained):
+            raise UserError("give one of --init_from_ckpt (a paddle-lm checkpoint) and --init_from_pretrained (a "
+                            "paddlenlp or Hugging Face folder)")
+        if args.command == "generate":
+            validate_generate(_generate_config(args), args.prompt)
+        elif args.top_k < 1:
+            raise UserError(f"--top_k must be >= 1 (got {args.top_k})")
     elif args.command == "import-elmo":
         from paddle_lm.formats.elmo_files import check_import_output
 
@@ -157,6 +203,16 @@ def check_args(args: argparse.Namespace) -> None:
         from paddle_lm.formats.elmo_files import check_export_output
 
         check_export_output(args.output, args.overwrite)
+    elif args.command == "export-hf":
+        from paddle_lm.formats.hf import check_hf_output
+
+        check_hf_output(args.output, args.overwrite)
+
+
+def _model_source(parser: argparse.ArgumentParser, kind: str, example: str) -> None:
+    parser.add_argument("--init_from_ckpt", default="", help=f"{kind} checkpoint prefix, e.g. {example}")
+    parser.add_argument("--init_from_pretrained", default="", help=f"or a {kind} folder: paddlenlp save_pretrained "
+                        f"or Hugging Face (config.json + model.safetensors + tokenizer files)")
 
 
 def _generate_config(args: argparse.Namespace) -> GenerateConfig:

@@ -165,6 +165,24 @@ def replace_dir(src: str, dst: str) -> None:
     fsync_dir(os.path.dirname(os.path.abspath(dst)))
 
 
+@contextlib.contextmanager
+def built_dir(output: str):
+    """Fill a folder under a temporary name beside `output` (yielded); when the block ends without an error
+    it is fsynced and put at `output` (`replace_dir`), otherwise removed: `output` is the old folder or the
+    complete new one, never a part. An OSError becomes a one-line UserError naming `output`."""
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    tmp = tmp_name(output)
+    try:
+        os.makedirs(tmp)
+        yield tmp
+        fsync_dir(tmp)
+        replace_dir(tmp, output)
+    except OSError as e:
+        raise os_error(e, output) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def move_files(src_dir: str, folder: str, names: list[str]) -> list[str]:
     """Rename the files `names` of `src_dir` into `folder` in that order, each fsynced first, then fsync
     `folder` (the last name is the one whose presence says the set is complete); returns the new paths."""

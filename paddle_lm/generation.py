@@ -9,8 +9,9 @@ drawn from the processed probabilities. Paddle's global RNG is process-wide stat
 initialisers and anything else the caller runs, so seeding it would both disturb and be disturbed by other
 code; a private generator makes ``generate(..., seed=s)`` reproducible on its own, on any device.
 
-Decoding re-runs the model over the whole prefix at every step (no key/value cache). That is quadratic in
-the output length, but it works with any causal LM and the context of the models here is short.
+Decoding: a model with ``decode(ids, cache) -> (logits, cache)`` (the project's GPT-2, over paddlenlp's
+key/value cache) runs the prompt once and then one new token per step; any other causal LM re-runs the whole
+prefix at every step (quadratic in the output length, the same tokens).
 """
 
 from __future__ import annotations
@@ -213,11 +214,19 @@ def generate(model: nn.Layer, input_ids: np.ndarray | Sequence[int], *, max_leng
     done = np.zeros(num_return_sequences, dtype=bool)  # [N]
     was_training = model.training
     model.eval()
+    decode = getattr(model, "decode", None)
+    cached = callable(decode) and getattr(model, "kind", "gpt2") == "gpt2"
+    cache = None
     try:
         with paddle.no_grad():
             while seqs.shape[1] < max_length and not done.all():
                 ids = paddle.to_tensor(seqs)  # [N, t]
-                logits = causal_logits(model, ids)[:, -1, :]  # [N, V] the next-token logits
+                if cached:  # the prompt once, then only the token the last step added
+                    fresh = ids if cache is None else ids[:, -1:]  # [N, t] or [N, 1]
+                    logits, cache = decode(fresh, cache)
+                    logits = logits[:, -1, :]  # [N, V] the next-token logits
+                else:
+                    logits = causal_logits(model, ids)[:, -1, :]  # [N, V]
                 logits = process_logits(logits, ids, temperature=temperature, top_k=top_k, top_p=top_p,
                                         repetition_penalty=repetition_penalty)  # [N, V]
                 nxt = sample_next(logits, rng, greedy=greedy)  # [N]

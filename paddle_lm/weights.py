@@ -11,6 +11,7 @@ pickled ``.pdiparams.info`` beside a ``paddle.jit.save`` export (checked with `s
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -56,40 +57,100 @@ def safe_load(path: str) -> dict:
     return loads_state(data, path)
 
 
-#: the weight files of a paddlenlp save_pretrained folder, in the order they are looked for
+#: the weight files of a pretrained folder (paddlenlp save_pretrained or Hugging Face), in the order looked for
 FOLDER_WEIGHTS = ("model.safetensors", "model_state.pdparams")
+#: sharded safetensors: the index that lists the shard of every weight
+SHARD_INDEX = "model.safetensors.index.json"
+#: pickled PyTorch weights, never read (unpickling runs whatever the file names)
+PICKLED = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+TO_SAFETENSORS = ("convert it once where transformers is installed: AutoModelForMaskedLM (or AutoModelForCausalLM)"
+                  ".from_pretrained(DIR).save_pretrained(NEW_DIR, safe_serialization=True), and pass NEW_DIR")
 
 
-def folder_weights(directory: str, flag: str = "--init_from_pretrained") -> str:
-    """The weights file of save_pretrained folder `directory` (the first of FOLDER_WEIGHTS it holds)."""
+def folder_weights(directory: str, flag: str = "--init_from_pretrained") -> list[str]:
+    """The weight files of pretrained folder `directory`: the first of FOLDER_WEIGHTS it holds, else the shards
+    its SHARD_INDEX names (each checked to exist). Pickled PyTorch weights are refused with how to convert them."""
     for name in FOLDER_WEIGHTS:
         if os.path.isfile(os.path.join(directory, name)):
-            return os.path.join(directory, name)
-    sharded = any(os.path.isfile(os.path.join(directory, n + ".index.json")) for n in FOLDER_WEIGHTS)
-    raise UserError(f"{flag} {directory!r} has no weights ({' or '.join(FOLDER_WEIGHTS)})"
-                    + ("; sharded weights (*.index.json) are not supported" if sharded else ""))
+            return [os.path.join(directory, name)]
+    index = os.path.join(directory, SHARD_INDEX)
+    if os.path.isfile(index):
+        return _shards(index)
+    pickled = [n for n in PICKLED if os.path.isfile(os.path.join(directory, n))]
+    if pickled:
+        raise UserError(f"{flag} {directory!r} only has pickled PyTorch weights ({pickled[0]}), which paddle-lm "
+                        f"never unpickles; {TO_SAFETENSORS}")
+    raise UserError(f"{flag} {directory!r} has no weights ({', '.join(FOLDER_WEIGHTS)} or {SHARD_INDEX})")
+
+
+def _shards(index: str) -> list[str]:
+    import json
+
+    try:
+        with open(index, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except OSError as e:
+        raise UserError(f"cannot read {index}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(f"{index} is not a safetensors shard index (a JSON object with a weight_map)") from None
+    folder = os.path.dirname(index)
+    bad = [n for n in names if not isinstance(n, str) or os.path.basename(n) != n]
+    if bad or not names:
+        raise UserError(f"{index} names no shards or a shard outside its folder ({bad[:1] or 'none'})")
+    missing = [n for n in names if not os.path.isfile(os.path.join(folder, n))]
+    if missing:
+        raise UserError(f"{index} lists shard {missing[0]}, which is not in {folder!r}"
+                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    return [os.path.join(folder, n) for n in names]
+
+
+def folder_weight_names(directory: str, flag: str = "--init_from_pretrained") -> list[str]:
+    """The weight names of pretrained folder `directory` without reading the weights (safetensors headers, a
+    shard index); empty for a ``.pdparams`` file (paddlenlp's format, whose names only a full read gives)."""
+    paths = folder_weights(directory, flag)
+    if paths[0].endswith(".pdparams"):
+        return []
+    names = []
+    for path in paths:
+        with _safetensors_errors(path) as safe_open, safe_open(path, framework="numpy") as f:
+            names.extend(f.keys())
+    return names
+
+
+@contextlib.contextmanager
+def _safetensors_errors(path: str):
+    """Yield safetensors' ``safe_open``; its errors (and a missing package) become one line naming `path`."""
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:
+        raise UserError(f"reading {path} needs the safetensors package (`pip install safetensors`)") from None
+    try:
+        yield safe_open
+    except (SafetensorError, OSError, ValueError, TypeError) as e:
+        raise UserError(f"{path} is not a readable safetensors file ({e})") from None
 
 
 def load_folder_state(directory: str, flag: str = "--init_from_pretrained") -> dict:
-    """The state dict (numpy arrays) of a save_pretrained folder, read without running any code from it."""
-    path = folder_weights(directory, flag)
-    if path.endswith(".pdparams"):
-        state = safe_load(path)
+    """The state dict (numpy arrays) of a pretrained folder, read without running any code from it; a weight
+    found in two shards is refused."""
+    paths = folder_weights(directory, flag)
+    if paths[0].endswith(".pdparams"):
+        state = safe_load(paths[0])
         bad = [k for k, v in state.items() if not isinstance(v, np.ndarray)]
         if bad:
-            raise UserError(f"{path} is not a weights file ({bad[0]!r} holds a {type(state[bad[0]]).__name__}, "
+            raise UserError(f"{paths[0]} is not a weights file ({bad[0]!r} holds a {type(state[bad[0]]).__name__}, "
                             f"not an array)")
         return state
-    try:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise UserError(f"{flag} {directory!r} only has safetensors weights ({path}); reading them needs the "
-                        f"safetensors package (`pip install safetensors`)") from None
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError, TypeError) as e:
-        raise UserError(f"{path} is not a readable safetensors file ({e})") from None
+    state: dict = {}
+    for path in paths:
+        with _safetensors_errors(path) as safe_open, safe_open(path, framework="numpy") as f:
+            keys = f.keys()
+            for key in keys:
+                if key in state:
+                    raise UserError(f"{path}: weight {key} is also in another shard")
+                state[key] = f.get_tensor(key)
+    return state
 
 
 def fit_state(layer, state: dict, what: str, hint: str = "", optional=lambda key: False) -> None:
@@ -113,7 +174,8 @@ def fit_state(layer, state: dict, what: str, hint: str = "", optional=lambda key
 
     fitted = {}
     for k, param in own.items():
-        if k not in state:
+        if k not in state:  # an optional key: keeps the value the model was built with
+            fitted[k] = param
             continue
         value = state[k]
         if str(value.dtype).split(".")[-1] != str(param.dtype).split(".")[-1]:  # e.g. float16 weights

@@ -223,3 +223,34 @@ def test_tiny_gpt2_generation(tiny_gpt):
     assert all(len(s) == 10 and s[:3] == prompt and all(0 <= t < 50 for t in s) for s in sampled)
     with pytest.raises(UserError, match="--max_length"):  # context inferred from max_position_embeddings
         generate(tiny_gpt, prompt, max_length=40)
+
+
+def test_key_value_cache_gives_the_tokens_of_the_full_recompute():
+    """The project's GPT-2 decodes with paddlenlp's cache (prompt once, then one token per step); the same model
+    without `decode` re-runs the whole prefix. Greedy and seeded sampled tokens are the same."""
+    import dataclasses
+
+    from paddle_lm.config import apply_preset
+    from paddle_lm.models.transformer_lm import TransformerLM
+
+    paddle.seed(0)
+    model = TransformerLM(dataclasses.replace(apply_preset("gpt2", "gpt2-tiny"), vocab_size=60))
+
+    class Uncached(nn.Layer):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def logits(self, ids):
+            return self.inner.logits(ids)
+
+    calls = []
+    decode = model.decode
+    model.decode = lambda ids, cache=None: calls.append(ids.shape[1]) or decode(ids, cache)
+    prompt = [3, 14, 15, 9]
+    for kw in (dict(greedy=True), dict(num_return_sequences=3, top_k=8, top_p=0.9, temperature=0.9,
+                                       repetition_penalty=1.3, seed=5)):
+        calls.clear()
+        cached = generate(model, prompt, max_length=20, **kw)
+        assert calls == [4] + [1] * 15  # the prompt, then one new token per step
+        assert cached == generate(Uncached(model), prompt, max_length=20, max_positions=64, **kw)

@@ -144,7 +144,7 @@ def test_folder_state_holds_only_arrays(tmp_path, monkeypatch):
     os.remove(os.path.join(folder, "model_state.pdparams"))
     (tmp_path / "model.safetensors").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "safetensors", None)  # as if not installed
-    with pytest.raises(UserError, match="only has safetensors weights.*pip install safetensors"):
+    with pytest.raises(UserError, match="needs the safetensors package.*pip install safetensors"):
         weights.load_folder_state(folder)
 
 

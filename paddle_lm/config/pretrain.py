@@ -78,6 +78,13 @@ class ModelConfig:
     intermediate_size: int = _f(1024, "Feed-forward inner size (BERT / GPT-2).", legal=">= 1")
     max_position_embeddings: int = _f(512, "Longest sequence the position embeddings cover (BERT / GPT-2).",
                                   legal=">= 1")
+    # Set from a pretrained folder's config.json (paddle_lm.formats.hf), never on the command line.
+    hidden_act: str = _f("", "Feed-forward activation (BERT / GPT-2): gelu (exact), gelu_new (tanh approximation), "
+                         "relu, silu, tanh; empty = the family's default (BERT gelu, GPT-2 gelu_new).", cli=False,
+                         choices=("", "gelu", "gelu_new", "relu", "silu", "tanh"))
+    layer_norm_eps: float = _f(0.0, "Layer-norm epsilon (BERT / GPT-2); 0 = the family's default (BERT 1e-12, "
+                               "GPT-2 1e-5).", cli=False, legal=">= 0", hint="0 = the family's default")
+    type_vocab_size: int = _f(2, "Token-type (segment) embeddings (BERT).", cli=False, legal=">= 1")
 
 
 #: Named architectures. ``elmo-small`` is the CPU default used on the sample data.

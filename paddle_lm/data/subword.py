@@ -170,12 +170,12 @@ def _check_files(kind: str, directory: str) -> list[str]:
     return paths
 
 
-def _read_config(directory: str) -> dict[str, Any]:
+def read_tokenizer_config(directory: str) -> dict[str, Any]:
     path = os.path.join(directory, CONFIG_FILE)
     if not os.path.isfile(path):
         return {}
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not valid JSON ({e})") from None
@@ -189,7 +189,7 @@ def tokenizer_identity(directory: str) -> str:
         with open(path, "rb") as f:
             h.update(os.path.basename(path).encode() + b"\0" + f.read())
     if kind == "bert":
-        h.update(b"lowercase=%d" % bool(_read_config(directory).get("do_lower_case", True)))
+        h.update(b"lowercase=%d" % bool(read_tokenizer_config(directory).get("do_lower_case", True)))
     return h.hexdigest()[:16]
 
 
@@ -220,9 +220,10 @@ def fast_tokenizer(source: Any, kind: str | None = None) -> Tokenizer:
         kind = kind or detect_kind(directory)
         paths = _check_files(kind, directory)
         if kind == "bert":
-            lowercase = bool(_read_config(directory).get("do_lower_case", True))
+            config = read_tokenizer_config(directory)  # a Hugging Face folder's may also set the accents and CJK rules
             model = models.WordPiece.from_file(paths[0], unk_token="[UNK]", max_input_chars_per_word=100)
-            return _bert_pipeline(Tokenizer(model), lowercase)
+            return _bert_pipeline(Tokenizer(model), bool(config.get("do_lower_case", True)),
+                                  config.get("strip_accents"), bool(config.get("tokenize_chinese_chars", True)))
         return _gpt2_pipeline(Tokenizer(models.BPE.from_file(paths[0], paths[1])))
     name = type(source).__name__
     if name == "BertTokenizer":

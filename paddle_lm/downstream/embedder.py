@@ -143,10 +143,11 @@ class ELMoEmbedder:
 
     def _encode(self, char_ids: np.ndarray, mask: np.ndarray, state: list | None = None):
         """``ELMo.encode`` of numpy ``char_ids [B, T, C]`` and ``mask [B, T]``, the char-CNN once per distinct token;
-        from ``state`` (the model's flat state list) or zeros."""
+        from ``state`` (the model's flat state list) or zeros. The new state is kept only when ``stateful``."""
         unique, inverse = distinct_rows(char_ids)  # [U, C], [B*T]
         distinct = (paddle.to_tensor(unique), paddle.to_tensor(inverse))
-        return self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask), state, distinct)
+        return self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask), state, distinct,
+                                 keep_state=self.stateful)
 
     def _run_batch(self, char_ids: np.ndarray, mask: np.ndarray, start: int = 0) -> np.ndarray:
         """Eval-mode, gradient-free ``ELMo.encode`` of one batch (rows ``start..`` of a stateful call carry their

@@ -48,7 +48,7 @@ class StackedEncoder(nn.Layer):
         self.elmo = elmo
 
     def forward(self, char_ids, mask):
-        layers, _ = self.elmo.encode(char_ids, mask)  # L x [B, T, 2P]
+        layers, _ = self.elmo.encode(char_ids, mask, keep_state=False)  # L x [B, T, 2P]
         return paddle.stack(layers, axis=1)  # [B, L, T, 2P]
 
 

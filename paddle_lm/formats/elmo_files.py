@@ -15,22 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
 
 from paddle_lm.config import DataConfig, ModelConfig
 from paddle_lm.errors import UserError
 from paddle_lm.formats import bilm_tf
-from paddle_lm.fsio import (
-    atomic_path,
-    atomic_write_json,
-    fsync_dir,
-    os_error,
-    refuse_existing,
-    replace_dir,
-    sha256_file,
-    tmp_name,
-)
+from paddle_lm.fsio import atomic_path, atomic_write_json, built_dir, os_error, refuse_existing, sha256_file
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.weights import fit_state
 
@@ -109,11 +99,7 @@ def export_elmo(prefix: str, output: str, overwrite: bool = False, flag: str = "
         raise UserError(f"{flag} {prefix!r} holds a {cfg.model!r} model; export-elmo needs an ELMo checkpoint")
     max_chars = int(side["data"]["max_characters_per_token"])
     values = bilm_tf.get_weights(model, cfg)
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tmp_name(output)
-    try:
-        os.makedirs(tmp)
+    with built_dir(output) as tmp:
         atomic_write_json(os.path.join(tmp, "options.json"), bilm_tf.config_to_options(cfg, max_chars))
         with atomic_path(os.path.join(tmp, "weights.hdf5")) as path:
             try:
@@ -122,12 +108,6 @@ def export_elmo(prefix: str, output: str, overwrite: bool = False, flag: str = "
                         f.create_dataset(name, data=value)
             except OSError as e:
                 raise os_error(e, os.path.join(output, "weights.hdf5")) from None
-        fsync_dir(tmp)
-        replace_dir(tmp, output)
-    except OSError as e:
-        raise os_error(e, output) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return [os.path.join(output, name) for name in EXPORT_FILES], export_notes(cfg, max_chars)
 
 

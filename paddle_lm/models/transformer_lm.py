@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import paddle
+import paddle.nn.functional as F
 from paddle import nn
 
 from paddle_lm import weights
@@ -25,19 +26,70 @@ from paddle_lm.models.layers import masked_token_losses, mean_loss
 IGNORE_INDEX = -100
 
 
+#: layer-norm epsilon of each family when ModelConfig.layer_norm_eps is 0 (paddlenlp's and transformers' defaults)
+FAMILY_EPS = {"bert": 1e-12, "gpt2": 1e-5}
+
+
+def activation_name(cfg: ModelConfig) -> str:
+    """The feed-forward activation `cfg` builds: its hidden_act, else the family's own (BERT's exact gelu;
+    paddlenlp's GPT always calls gelu with approximate=True, which is GPT-2's gelu_new)."""
+    return cfg.hidden_act or ("gelu" if cfg.model == "bert" else "gelu_new")
+
+
 def paddlenlp_config(cfg: ModelConfig):
-    """The paddlenlp ``BertConfig`` / ``GPTConfig`` equivalent of a ModelConfig."""
+    """The paddlenlp ``BertConfig`` / ``GPTConfig`` equivalent of a ModelConfig (the activation is installed by
+    `TransformerLM`, see `_set_activation`)."""
     from paddlenlp.transformers import BertConfig, GPTConfig
 
+    act = activation_name(cfg)
     common = dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
                   num_attention_heads=cfg.num_attention_heads, intermediate_size=cfg.intermediate_size,
                   max_position_embeddings=cfg.max_position_embeddings, hidden_dropout_prob=cfg.dropout,
                   attention_probs_dropout_prob=cfg.dropout)
+    if cfg.layer_norm_eps:
+        common["layer_norm_eps"] = cfg.layer_norm_eps
     if cfg.model == "bert":
-        return BertConfig(type_vocab_size=2, **common)
+        return BertConfig(type_vocab_size=cfg.type_vocab_size, hidden_act="gelu" if act == "gelu_new" else act,
+                          architectures=["BertForMaskedLM"], **common)
     if cfg.model == "gpt2":
-        return GPTConfig(**common)
+        return GPTConfig(hidden_activation="gelu", architectures=["GPTForCausalLM"], **common)
     raise ValueError(f"{cfg.model!r} is not a transformer model")
+
+
+def _gelu(x, approximate=False):
+    return F.gelu(x)
+
+
+def _gelu_new(x, approximate=True):
+    return F.gelu(x, approximate=True)
+
+
+def _relu(x, approximate=None):
+    return F.relu(x)
+
+
+def _silu(x, approximate=None):
+    return F.silu(x)
+
+
+def _tanh(x, approximate=None):
+    return paddle.tanh(x)
+
+
+#: hidden_act -> the function installed in every feed-forward block and BERT's head. Each ignores paddlenlp's
+#: ``approximate`` argument, so the activation is the one named whatever paddlenlp passes.
+ACTIVATION_FNS = {"gelu": _gelu, "gelu_new": _gelu_new, "relu": _relu, "silu": _silu, "tanh": _tanh}
+
+
+def _set_activation(net: nn.Layer, name: str) -> None:
+    """Install ACTIVATION_FNS[name] wherever `net` keeps an activation function."""
+    swapped = 0
+    for layer in net.sublayers(include_self=True):
+        if callable(getattr(layer, "activation", None)) and not isinstance(layer.activation, nn.Layer):
+            layer.activation = ACTIVATION_FNS[name]
+            swapped += 1
+    if not swapped:
+        raise ValueError(f"no activation found in {type(net).__name__}")
 
 
 def paddlenlp_class(model: str):
@@ -53,33 +105,63 @@ _CONFIG_KEYS = {"vocab_size": "vocab_size", "hidden_size": "hidden_size", "num_l
 
 
 def config_from_pretrained(directory: str, model: str, flag: str = "--init_from_pretrained") -> ModelConfig:
-    """The ModelConfig of a local save_pretrained folder (its config.json), checked to be a `model` model."""
+    """The ModelConfig of a local pretrained folder (paddlenlp save_pretrained or Hugging Face), checked to be a
+    `model` model; every config.json field is honoured or refused (`paddle_lm.formats.hf.check_fields`)."""
     import json
 
+    from paddle_lm.formats import hf
+
     check_pretrained_dir(directory, flag)
-    with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
-        raw = json.load(f)
-    arch = " ".join(raw.get("architectures") or []) + " " + str(raw.get("model_type", ""))
-    found = "bert" if "bert" in arch.lower() else "gpt2" if "gpt" in arch.lower() else None
+    raw = hf.read_config(directory, flag)
+    found = hf.found_model(raw)
     if found != model:
-        described = arch.strip() or "no architectures"
+        described = (" ".join(str(a) for a in raw.get("architectures") or []) + " "
+                     + str(raw.get("model_type", ""))).strip() or "no architectures"
         raise UserError(f"{flag} {directory!r} holds a {found or 'unknown'} model ({described}), but --model is "
                         f"{model}")
+    where = f"{flag} {directory!r}"
+    if hf.is_hf_folder(directory, flag):
+        return hf.model_config(raw, model, where)
     missing = [k for k in _CONFIG_KEYS.values() if k not in raw]
     if missing:
-        raise UserError(f"{flag} {directory!r}: config.json lacks {', '.join(missing)}")
-    return ModelConfig(model=model, **{ours: raw[theirs] for ours, theirs in _CONFIG_KEYS.items()})
+        raise UserError(f"{where}: config.json lacks {', '.join(missing)}")
+    # paddlenlp's GPT reads hidden_activation and always calls it with approximate=True: "gelu" there is gelu_new
+    act_key, allowed = ("hidden_act", ("gelu", "relu", "silu", "tanh")) if model == "bert" else (
+        "hidden_activation", ("gelu",))
+    act = raw.get(act_key, "gelu")
+    if act not in allowed:
+        raise UserError(f"{where}: config.json {act_key} = {json.dumps(act)} is not supported "
+                        f"({' or '.join(allowed)})")
+    fields = {ours: raw[theirs] for ours, theirs in _CONFIG_KEYS.items()}
+    eps = raw.get("layer_norm_eps", 0.0)
+    fields.update(hidden_act=act if act != "gelu" else "",
+                  type_vocab_size=raw.get("type_vocab_size", 2) if model == "bert" else 2,  # GPT has no token types
+                  layer_norm_eps=0.0 if eps == FAMILY_EPS[model] else eps)  # the defaults as a run leaves them
+    cfg = ModelConfig(model=model, **fields)
+    rebuilt = paddlenlp_config(cfg).to_dict()
+    if model == "gpt2":  # a hidden_act beside hidden_activation must agree with it
+        rebuilt["hidden_act"] = "gelu"
+    hf.check_fields(raw, rebuilt, where)
+    return cfg
 
 
 def load_pretrained_weights(model: nn.Layer, directory: str, flag: str = "--init_from_pretrained") -> None:
-    """Copy the weights of a local save_pretrained folder into a `TransformerLM` built from its config.
+    """Copy the weights of a local pretrained folder into a `TransformerLM` built from its config.
 
-    The weights file is read by `paddle_lm.weights` (never by paddlenlp's ``from_pretrained``, whose pickle
-    reader runs whatever a crafted ``model_state.pdparams`` names).
+    The weights are read by `paddle_lm.weights` (never by paddlenlp's ``from_pretrained``, whose pickle reader
+    runs whatever a crafted ``model_state.pdparams`` names); a Hugging Face folder's are renamed first
+    (`paddle_lm.formats.hf.paddle_state`).
     """
+    from paddle_lm.formats import hf
+
     check_pretrained_dir(directory, flag)
     state = weights.load_folder_state(directory, flag)
-    weights.fit_state(model.net, state, f"{flag} {directory!r}", "its weights do not fit its config.json")
+    where = f"{flag} {directory!r}"
+    optional: list = []
+    if hf.is_hf_folder(directory, flag):
+        state, optional = hf.paddle_state(state, model.cfg, where)
+    weights.fit_state(model.net, state, where, "its weights do not fit its config.json",
+                      optional=lambda key: key in optional)
 
 
 class TransformerLM(nn.Layer):
@@ -91,7 +173,9 @@ class TransformerLM(nn.Layer):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.kind = cfg.model
+        self.cfg = cfg
         self.net = paddlenlp_class(cfg.model)(paddlenlp_config(cfg))
+        _set_activation(self.net, activation_name(cfg))
         self.vocab_size = int(self.net.config.vocab_size)
 
     def initial_state(self, batch_size: int) -> list:
@@ -104,6 +188,14 @@ class TransformerLM(nn.Layer):
         else:
             out = self.net(input_ids)  # causal attention; packed blocks have no padding
         return out[0] if isinstance(out, (tuple, list)) else out
+
+    def decode(self, input_ids, cache=None):
+        """GPT-2 with a key/value cache: ``(logits [B, t, V], cache)`` of ``input_ids [B, t]``, the tokens that
+        follow those ``cache`` holds (None = none yet; positions continue from the cache's length)."""
+        if self.kind != "gpt2":
+            raise ValueError("decode() needs a causal LM (GPT-2)")
+        out = self.net(input_ids, use_cache=True, past_key_values=cache, return_dict=True)
+        return out.logits, out.past_key_values
 
     def forward(self, batch: dict, state=None):
         logits = self.logits(batch["input_ids"], batch.get("attention_mask"))  # [B, L, V]
