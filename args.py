@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from paddle_lm.cli import ArgumentParser
 from paddle_lm.config import (
     FAMILY_TRAIN_DEFAULTS,
     PRESETS,
@@ -81,7 +82,7 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     Resuming (--init_from_ckpt), the model config is the checkpoint's: an architecture flag or --preset the user
     gave that contradicts it is an error, and the family (hence the training defaults) is the checkpoint's.
     """
-    p = argparse.ArgumentParser(description="Pretrain an ELMo biLM, an LSTM LM, a BERT masked LM or GPT-2 (run "
+    p = ArgumentParser(description="Pretrain an ELMo biLM, an LSTM LM, a BERT masked LM or GPT-2 (run "
                                 "under `python -m paddle.distributed.launch` for several ranks).")
     p.add_argument("--preset", default=None, help="Named architecture (elmo-small, elmo-original, elmo-paddlenlp, "
                    "lstm-small, ...); the model's small CPU preset by default. Model flags override it.")
@@ -121,7 +122,7 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
 
 def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
     """(eval config, data config, explicit --vocab_file or None = the checkpoint's own copy), validated."""
-    p = argparse.ArgumentParser(description="Perplexity of a checkpoint on held-out data.")
+    p = ArgumentParser(description="Perplexity of a checkpoint on held-out data.")
     add_config_args(p, DataConfig, skip=("train_data_path", "vocab_file", "max_characters_per_token",
                                                   "tokenizer_dir", "subword_vocab_size"))
     p.add_argument("--vocab_file", default=None, help="Vocabulary (BERT / GPT-2: tokenizer folder) to check against the "
@@ -144,7 +145,7 @@ def parse_finetune(argv=None):
     """FinetuneConfig from the command line of run_finetune.py (``--compare`` takes the encoder specs), validated."""
     from paddle_lm.config import DEFAULT_COMPARE, FinetuneConfig
 
-    p = argparse.ArgumentParser(description="Sentence-polarity classifier (bag of words -> MLP, or a linear head) "
+    p = ArgumentParser(description="Sentence-polarity classifier (bag of words -> MLP, or a linear head) "
                                 "on ELMo or word2vec token vectors, with K-fold CV and a paired comparison.")
     add_config_args(p, FinetuneConfig)
     p.add_argument("--compare", nargs="*", default=None, metavar="SPEC", help=COMPARE_HELP)

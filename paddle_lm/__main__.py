@@ -17,7 +17,7 @@ import argparse
 import dataclasses
 import os
 
-from paddle_lm.cli import quiet_startup, run_main
+from paddle_lm.cli import ArgumentParser, quiet_startup, run_main
 from paddle_lm.config import DEVICES, GenerateConfig, validate_embed, validate_generate
 from paddle_lm.errors import UserError
 from paddle_lm.fsio import json_line, refuse_existing
@@ -29,7 +29,7 @@ DEVICE_HELP = "device to run on; auto = the GPU when Paddle has CUDA and sees on
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m paddle_lm")
+    p = ArgumentParser(prog="python -m paddle_lm")
     sub = p.add_subparsers(dest="command", required=True)
     plot = sub.add_parser("plot", help="Loss/perplexity curve PNG from a metrics.jsonl file.")
     plot.add_argument("--metrics", default="./checkpoints/metrics.jsonl", help="metrics.jsonl written by training")

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error as the project's other errors are: one ``error:`` line (exit 2) and one line
+    saying where the usage is, instead of the whole usage block (42 lines for run_pretrain.py). Subcommand
+    parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\nsee `{self.prog} --help`\n")
 
 
 def gpu_build() -> bool:

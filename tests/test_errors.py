@@ -111,3 +111,17 @@ def test_every_help_page_renders(target, argv, monkeypatch):
     code, out, err = run_inproc(target, argv, monkeypatch)
     assert code == 0, err
     assert out.startswith("usage:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("target,argv,needle", [
+    ("run_pretrain.py", ["--model", "elmoo"], "argument --model: invalid choice: 'elmoo'"),
+    ("run_eval.py", ["--batch_size", "x"], "argument --batch_size: invalid int value: 'x'"),
+    ("paddle_lm", ["embedd"], "invalid choice: 'embedd'"),
+    ("paddle_lm", ["generate", "--prompt", "x", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_usage_errors_are_one_line_and_a_hint(target, argv, needle, monkeypatch):
+    """Not the whole usage block (42 lines for run_pretrain.py): the error, and where the usage is."""
+    code, _, err = run_inproc(target, argv, monkeypatch)
+    assert_one_line_error(code, err, needle)
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("see `") and lines[1].endswith("--help`"), err

@@ -209,3 +209,44 @@ def test_continue_resume_and_export(folders, tiny_corpus, tmp_path, kind):
     r = run_script(["-m", "paddle_lm", "export-hf", "--init_from_ckpt", os.path.join(full, "final"), "--output",
                     out], ROOT)
     assert_one_line_error(r.returncode, r.stderr, "--output", "--overwrite")
+
+
+def test_generate_and_fill_mask_from_a_folder(folders):
+    r = run_script(["-m", "paddle_lm", "generate", "--init_from_pretrained", folders["gpt2"], "--prompt",
+                    "the market", "--greedy", "--max_length", "12", "--device", "cpu", "--json"], ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(out) == {"texts", "new_tokens", "seconds", "new_tokens_per_s"} and len(out["texts"]) == 1
+    assert 0 < out["new_tokens"] <= 12 and out["new_tokens_per_s"] > 0 and out["texts"][0].startswith("the market")
+    r = run_script(["-m", "paddle_lm", "fill-mask", "--init_from_pretrained", folders["bert"], "--text",
+                    "the [MASK] said [MASK] .", "--top_k", "3", "--device", "cpu", "--json"], ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    masks = json.loads(r.stdout.strip().splitlines()[-1])["masks"]
+    assert len(masks) == 2 and all(len(m) == 3 for m in masks)
+    probs = [b["probability"] for b in masks[0]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1
+    r = run_script(["-m", "paddle_lm", "fill-mask", "--init_from_pretrained", folders["gpt2"], "--text",
+                    "the [MASK] said", "--device", "cpu"], ROOT)
+    assert_one_line_error(r.returncode, r.stderr, "'gpt2' model", "fill-mask needs a BERT")
+    r = run_script(["-m", "paddle_lm", "generate", "--prompt", "x", "--device", "cpu"], ROOT)
+    assert_one_line_error(r.returncode, r.stderr, "give one of --init_from_ckpt")
+
+
+@pytest.mark.parametrize("kind,field", [("gpt2", "layer_norm_epsilon"), ("bert", "layer_norm_eps")])
+def test_layer_norm_epsilon_is_honoured(folders, tmp_path, kind, field):
+    """paddlenlp's GPT builds its LayerNorms at 1e-5 whatever its config says; the folder's value is used. Paddle's
+    LayerNorm takes at most 1e-3: a larger one is refused by name."""
+    folder = str(tmp_path / "eps")
+    shutil.copytree(folders[kind], folder)
+    logits = H.bert_logits if kind == "bert" else H.gpt2_logits
+    for eps in (1e-3, 0.5):
+        config = dict(hf.read_config(folder), **{field: eps})
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f)
+        if eps > 1e-3:
+            with pytest.raises(UserError, match="a layer-norm epsilon of 0.5 is not supported"):
+                config_from_pretrained(folder, kind)
+            continue
+        reference = logits(folders["weights"][kind], IDS, eps=eps)
+        assert np.abs(reference - logits(folders["weights"][kind], IDS)).max() > 1e-4  # the test can tell
+        np.testing.assert_allclose(_logits(_imported(folder, kind)), reference, atol=2e-5, rtol=0)

@@ -83,7 +83,8 @@ class ModelConfig:
                          "relu, silu, tanh; empty = the family's default (BERT gelu, GPT-2 gelu_new).", cli=False,
                          choices=("", "gelu", "gelu_new", "relu", "silu", "tanh"))
     layer_norm_eps: float = _f(0.0, "Layer-norm epsilon (BERT / GPT-2); 0 = the family's default (BERT 1e-12, "
-                               "GPT-2 1e-5).", cli=False, legal=">= 0", hint="0 = the family's default")
+                               "GPT-2 1e-5).", cli=False, legal="[0, 0.001]",
+                               hint="0 = the family's default; Paddle's LayerNorm takes at most 1e-3")
     type_vocab_size: int = _f(2, "Token-type (segment) embeddings (BERT).", cli=False, legal=">= 1")
 
 

@@ -17,7 +17,6 @@ Safety rules, in order:
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import http.client
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from paddle_lm.cli import ArgumentParser
 from paddle_lm.errors import UserError
 from paddle_lm.fsio import atomic_write_text, fsync_dir
 
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: download the full 1-Billion-Word and sentence polarity data."""
     from paddle_lm.config import DATA_ROOT
 
-    p = argparse.ArgumentParser(prog="python -m paddle_lm.data.download", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m paddle_lm.data.download", description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", default=DATA_ROOT, help="Where the data sets are installed.")
     p.add_argument("--timeout", type=float, default=30.0, help="Seconds to wait for the server.")
     p.add_argument("--delete_archives", action="store_true", help="Delete each archive once installed.")

@@ -22,7 +22,6 @@ already prepared in OUT unless given ``--overwrite``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import multiprocessing
@@ -36,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
+from paddle_lm.cli import ArgumentParser
 from paddle_lm.data.download import install_path
 from paddle_lm.errors import UserError
 
@@ -304,7 +304,7 @@ class FileDocuments(Sequence):
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: prepare raw text files into the 1-Billion-Word layout plus a vocabulary."""
-    p = argparse.ArgumentParser(prog="python -m paddle_lm.data.prep", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m paddle_lm.data.prep", description=__doc__.split("\n")[0])
     p.add_argument("--input", required=True, help="Glob of raw UTF-8 text files, one document per file.")
     p.add_argument("--output_dir", required=True, help="Where the shards and vocab-15w.txt are written.")
     p.add_argument("--heldout_fraction", type=float, default=0.05, help="Fraction of documents held out.")

@@ -21,7 +21,6 @@ marker matches its recipe and whose outputs exist is skipped, so a rerun is chea
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -37,6 +36,7 @@ import unicodedata
 import zipfile
 from dataclasses import asdict, dataclass
 
+from paddle_lm.cli import ArgumentParser
 from paddle_lm.data import prep
 from paddle_lm.errors import UserError
 from paddle_lm.fsio import atomic_write, atomic_write_text, sha256_file
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: build the sample data."""
     from paddle_lm.config import DATA_ROOT
 
-    p = argparse.ArgumentParser(prog="python -m paddle_lm.data.sample", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m paddle_lm.data.sample", description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", default=DATA_ROOT, help="Data root; the sample goes to DATA_DIR/sample.")
     p.add_argument("--quiet", action="store_true", help="No progress bars.")
     args = p.parse_args(argv)

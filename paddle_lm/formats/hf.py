@@ -282,7 +282,7 @@ def check_hf_output(output: str, overwrite: bool) -> None:
     refuse_existing(output, "--output", overwrite)
 
 
-def _tokenizer_files(tok_dir: str, out: str, cfg: ModelConfig) -> dict:
+def write_tokenizer(tok_dir: str, out: str, cfg: ModelConfig) -> dict:
     """Copy the tokenizer's vocab files to `out` with a transformers ``tokenizer_config.json``; returns the
     token ids config.json names (pad for BERT, bos / eos for GPT-2)."""
     from paddle_lm.data.subword import (
@@ -328,7 +328,7 @@ def export_hf(prefix: str, output: str, overwrite: bool = False, flag: str = "--
     cfg = ModelConfig(**side["model_config"])
     tensors = hf_state({k: v.numpy() for k, v in model.net.state_dict().items()}, cfg)
     with built_dir(output) as tmp:
-        ids = _tokenizer_files(tok_dir, tmp, cfg)
+        ids = write_tokenizer(tok_dir, tmp, cfg)
         atomic_write_json(os.path.join(tmp, "config.json"), hf_config(cfg, ids), indent=2)
         with atomic_path(os.path.join(tmp, "model.safetensors")) as path:
             save_file(tensors, path, metadata={"format": "pt"})

@@ -121,7 +121,7 @@ def config_from_pretrained(directory: str, model: str, flag: str = "--init_from_
                         f"{model}")
     where = f"{flag} {directory!r}"
     if hf.is_hf_folder(directory, flag):
-        return hf.model_config(raw, model, where)
+        return _paddle_limits(hf.model_config(raw, model, where), where)
     missing = [k for k in _CONFIG_KEYS.values() if k not in raw]
     if missing:
         raise UserError(f"{where}: config.json lacks {', '.join(missing)}")
@@ -142,6 +142,14 @@ def config_from_pretrained(directory: str, model: str, flag: str = "--init_from_
     if model == "gpt2":  # a hidden_act beside hidden_activation must agree with it
         rebuilt["hidden_act"] = "gelu"
     hf.check_fields(raw, rebuilt, where)
+    return _paddle_limits(cfg, where)
+
+
+def _paddle_limits(cfg: ModelConfig, where: str) -> ModelConfig:
+    """`cfg` if Paddle can build it; else one line naming the field (a layer-norm epsilon over 1e-3)."""
+    if not 0 <= cfg.layer_norm_eps <= 1e-3:
+        raise UserError(f"{where}: a layer-norm epsilon of {cfg.layer_norm_eps:g} is not supported (Paddle's "
+                        f"LayerNorm takes at most 1e-3)")
     return cfg
 
 
@@ -176,6 +184,9 @@ class TransformerLM(nn.Layer):
         self.cfg = cfg
         self.net = paddlenlp_class(cfg.model)(paddlenlp_config(cfg))
         _set_activation(self.net, activation_name(cfg))
+        for layer in self.net.sublayers():  # paddlenlp 2.8.1's GPT builds its LayerNorms at 1e-5 whatever it is told
+            if isinstance(layer, nn.LayerNorm):
+                layer._epsilon = cfg.layer_norm_eps or FAMILY_EPS[cfg.model]
         self.vocab_size = int(self.net.config.vocab_size)
 
     def initial_state(self, batch_size: int) -> list:
