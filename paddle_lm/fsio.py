@@ -10,6 +10,7 @@ Temporary names start with `TMP_MARK` so that `remove_leftovers` can delete what
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import errno
@@ -53,6 +54,30 @@ def os_error(e: OSError, what: str) -> UserError:
             errno.EDQUOT: "; free some space (the previous files are intact)",
             errno.EROFS: "; pick a writable folder", errno.EACCES: "; pick a folder you can write to"}
     return UserError(f"cannot write {what}: {e.strerror or e}{hint.get(e.errno, '')}")
+
+
+@contextlib.contextmanager
+def open_input(path: str):
+    """The one way an input file is opened (binary): an OSError on opening or reading it (a directory, no
+    permission, an I/O error) is one line, ``cannot read PATH: REASON`` (exit 2), and a UTF-8 byte-order mark at
+    its start is skipped, as Python's ``utf-8-sig`` does (else it would glue itself to the first token)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below, with the read errors turned into one line)
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    with f:
+        try:
+            if f.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+                f.seek(0)
+            yield f
+        except OSError as e:
+            raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def read_input(path: str) -> bytes:
+    """The bytes of input file `path` through `open_input` (no byte-order mark; OS errors as one line)."""
+    with open_input(path) as f:
+        return f.read()
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from paddle_lm.cli import ArgumentParser
 from paddle_lm.data.download import install_path
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import read_input
 
 TRAIN_DIR = "training-tokenized-shuffled"
 HELDOUT_DIR = "heldout-tokenized-shuffled"
@@ -298,8 +299,7 @@ class FileDocuments(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return FileDocuments(self.paths[i])
-        with open(self.paths[i], "rb") as f:
-            return decode_document(self.paths[i], f.read())
+        return decode_document(self.paths[i], read_input(self.paths[i]))
 
 
 def main(argv: list[str] | None = None) -> int:

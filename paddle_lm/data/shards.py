@@ -27,7 +27,7 @@ from tqdm import tqdm
 from paddle_lm.data.chars import char_table
 from paddle_lm.data.vocab import BOS, EOS, Vocab, expand_glob
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_save_npy, atomic_write_text, file_lock
+from paddle_lm.fsio import atomic_save_npy, atomic_write_text, file_lock, open_input
 
 FORMAT_VERSION = 1
 
@@ -57,7 +57,7 @@ def _text_chunks(path: str):
     """(first line number, decoded text) of consecutive pieces of a UTF-8 file, each ending at a newline;
     undecodable bytes raise a UserError naming the file and line (as `read_lines`)."""
     line_no, rest = 1, b""
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         while True:
             block = f.read(CHUNK_BYTES)
             data = rest + block

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from tqdm import tqdm
 
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_write_text
+from paddle_lm.fsio import atomic_write_text, open_input
 
 BOS, EOS, UNK = "<S>", "</S>", "<UNK>"
 SPECIALS = (BOS, EOS, UNK)
@@ -36,8 +36,9 @@ def expand_glob(pattern: str, what: str) -> list[str]:
 
 
 def read_lines(path: str) -> Iterable[tuple[int, str]]:
-    """(line number, text) of a UTF-8 file; undecodable bytes raise a UserError naming file and line."""
-    with open(path, "rb") as f:
+    """(line number, text) of a UTF-8 file (through `fsio.open_input`: a leading byte-order mark skipped, OS
+    errors as one line); undecodable bytes raise a UserError naming file and line."""
+    with open_input(path) as f:
         for no, raw in enumerate(f, 1):
             try:
                 yield no, raw.decode("utf-8")

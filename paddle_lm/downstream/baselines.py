@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from paddle_lm.data.vocab import expand_glob, read_lines
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_path
+from paddle_lm.fsio import atomic_path, open_input
 
 _LOAD_ERRORS = (ValueError, EOFError, UnicodeDecodeError, OSError, IndexError, KeyError, MemoryError)
 
@@ -45,7 +45,7 @@ def detect_format(path: str, flag: str = "--pretrained_word2vec_file") -> tuple[
         raise UserError(f"{flag} {path!r} does not exist")
     if os.path.getsize(path) == 0:
         raise UserError(f"{flag} {path!r} is empty")
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         head = f.read(1 << 20)
     first, _, rest = head.partition(b"\n")
     unknown = UserError(f"{flag} {path!r} is not a word-vector file gensim can read: expected word2vec "

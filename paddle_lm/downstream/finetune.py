@@ -28,6 +28,7 @@ from paddle_lm.downstream.bow import BowClassifier, fit, predict_logits
 from paddle_lm.downstream.linear import fit_linear
 from paddle_lm.errors import UserError
 from paddle_lm.evaluation import accuracy, mcnemar_exact, mean_std, paired_ttest
+from paddle_lm.fsio import read_input
 
 FILES = (("rt-polarity.pos", 1), ("rt-polarity.neg", 0))
 
@@ -47,11 +48,7 @@ def _decode(path: str, encoding: str) -> tuple[str, str]:
     if not os.path.isfile(path):
         raise UserError(f"{path} does not exist; --data_dir must hold rt-polarity.pos and rt-polarity.neg "
                         f"(`bash download_data.sh --sample` makes them)")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise UserError(f"{path} cannot be read ({e.strerror})") from None
+    raw = read_input(path)
     if b"\x00" in raw:
         raise UserError(f"{path} looks binary (it has NUL bytes), not one sentence per line of text")
     tries = ["utf-8", "cp1252"] if encoding == "auto" else [encoding]

@@ -1,0 +1,61 @@
+"""Input files go through one opener (`fsio.open_input`): a byte-order mark at the start is skipped everywhere
+text is read, and an input that cannot be read is one `cannot read PATH: REASON` line (issue 18, items 1 and 6)."""
+
+from __future__ import annotations
+
+import codecs
+import os
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error, run_inproc
+
+from paddle_lm.data.shards import encode_shard
+from paddle_lm.data.vocab import Vocab, read_lines
+from paddle_lm.downstream.export import read_tokenized
+from paddle_lm.errors import UserError
+from paddle_lm.fsio import open_input, read_input
+
+BOM = codecs.BOM_UTF8
+
+
+def test_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_bytes(BOM + b"<S>\n</S>\n<UNK>\nthe\n")
+    assert Vocab.load(str(vocab)).tokens[:4] == ["<S>", "</S>", "<UNK>", "the"]
+    sents = tmp_path / "sents.txt"
+    sents.write_bytes(BOM + b"the cat\n")
+    assert read_tokenized(str(sents)) == [["the", "cat"]]
+    assert [line for _, line in read_lines(str(sents))] == ["the cat\n"]
+    assert read_input(str(sents)) == b"the cat\n"
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes("\ufeffx".encode("utf-16"))  # not UTF-8's mark: left alone
+    assert read_input(str(plain)) == "\ufeffx".encode("utf-16")
+
+
+def test_byte_order_mark_in_a_corpus_shard(tmp_path):
+    encoded = []
+    for name, data in (("shard", BOM + b"the cat\n"), ("plain", b"the cat\n")):
+        (tmp_path / name).write_bytes(data)
+        prefix = str(tmp_path / f"cache-{name}")
+        encode_shard(str(tmp_path / name), prefix)
+        encoded.append((np.load(prefix + ".ids.npy").tolist(), (tmp_path / f"cache-{name}.types.txt").read_text()))
+    assert encoded[0] == encoded[1] and "\ufeff" not in encoded[0][1]
+
+
+def test_an_unreadable_input_is_one_line(tmp_path):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(UserError, match=f"cannot read {folder}: Is a directory"), open_input(str(folder)):
+        pass
+    with pytest.raises(UserError, match="cannot read .*: No such file or directory"):
+        read_input(str(tmp_path / "missing"))
+
+
+def test_embed_input_that_is_a_folder(tmp_path, elmo_ckpt, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    code, _, err = run_inproc("paddle_lm", ["embed", "--init_from_ckpt", elmo_ckpt, "--input", str(folder),
+                                            "--output", str(tmp_path / "v.npz")], monkeypatch)
+    assert_one_line_error(code, err, "--input", str(folder))
+    assert not os.path.exists(tmp_path / "v.npz")
