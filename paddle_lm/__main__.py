@@ -28,8 +28,11 @@ OVERWRITE_HELP = "replace an existing --output"
 DEVICE_HELP = "device to run on; auto = the GPU when Paddle has CUDA and sees one, else the CPU"
 
 
-def main(argv=None) -> None:
-    p = ArgumentParser(prog="python -m paddle_lm")
+def main(argv=None, prog: str = "python -m paddle_lm") -> None:
+    from paddle_lm import __version__
+
+    p = ArgumentParser(prog=prog)
+    p.add_argument("--version", action="version", version=f"paddle-lm {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     plot = sub.add_parser("plot", help="Loss/perplexity curve PNG from a metrics.jsonl file.")
     plot.add_argument("--metrics", default="./checkpoints/metrics.jsonl", help="metrics.jsonl written by training")
@@ -217,6 +220,12 @@ def _model_source(parser: argparse.ArgumentParser, kind: str, example: str) -> N
 
 def _generate_config(args: argparse.Namespace) -> GenerateConfig:
     return GenerateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GenerateConfig)})
+
+
+def console() -> None:
+    """The ``paddle-lm`` command (pyproject's [project.scripts]): the same subcommands as ``python -m paddle_lm``."""
+    quiet_startup()
+    run_main(lambda: main(prog="paddle-lm"))
 
 
 if __name__ == "__main__":

@@ -125,3 +125,23 @@ def test_usage_errors_are_one_line_and_a_hint(target, argv, needle, monkeypatch)
     assert_one_line_error(code, err, needle)
     lines = err.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("see `") and lines[1].endswith("--help`"), err
+
+
+def test_paddle_lm_command():
+    """The console command of pyproject's [project.scripts]: the subcommands of `python -m paddle_lm`, --version."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("paddle-lm") or os.path.join(os.path.dirname(sys.executable), "paddle-lm")
+    assert os.path.isfile(exe), "paddle-lm is not installed: pip install -e ."
+    from paddle_lm import __version__
+
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0 and r.stdout.strip() == f"paddle-lm {__version__}", r.stderr
+    r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0 and r.stdout.startswith("usage: paddle-lm")
+    for command in ("embed", "export", "generate", "fill-mask", "import-elmo", "export-elmo", "export-hf"):
+        assert command in r.stdout
+    r = subprocess.run([exe, "embedd"], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 2 and r.stderr.splitlines()[-1] == "see `paddle-lm --help`", r.stderr
