@@ -59,3 +59,29 @@ def test_embed_input_that_is_a_folder(tmp_path, elmo_ckpt, monkeypatch):
                                             "--output", str(tmp_path / "v.npz")], monkeypatch)
     assert_one_line_error(code, err, "--input", str(folder))
     assert not os.path.exists(tmp_path / "v.npz")
+
+
+def test_glob_matches_that_are_not_shards(tmp_path, capsys):
+    """A folder or an empty file among the matches is skipped with one warning naming it; a broken link or a
+    FIFO is an error naming it (it used to shrink the corpus without a word)."""
+    from paddle_lm.data.vocab import expand_glob
+
+    (tmp_path / "shard-1").write_text("the cat\n")
+    (tmp_path / "shard-2").write_text("")
+    (tmp_path / "shard-3").mkdir()
+    pattern = str(tmp_path / "shard-*")
+    assert expand_glob(pattern, "--train_data_path") == [str(tmp_path / "shard-1")]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: --train_data_path: skipping 2 of the 3 matches")
+    assert "shard-2 (empty)" in err[0] and "shard-3 (a folder)" in err[0]
+    os.symlink(tmp_path / "gone", tmp_path / "shard-4")
+    with pytest.raises(UserError, match="shard-4 .* is a broken symbolic link"):
+        expand_glob(pattern, "--train_data_path")
+    os.remove(tmp_path / "shard-4")
+    os.mkfifo(tmp_path / "shard-5")
+    with pytest.raises(UserError, match="shard-5 .* is not a regular file"):
+        expand_glob(pattern, "--train_data_path")
+    os.remove(tmp_path / "shard-5")
+    os.remove(tmp_path / "shard-1")
+    with pytest.raises(UserError, match="--train_data_path: no non-empty file matches"):
+        expand_glob(pattern, "--train_data_path")

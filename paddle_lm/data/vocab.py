@@ -25,14 +25,36 @@ _ALIASES = {"UNK": UNK, "<unk>": UNK, "<s>": BOS, "</s>": EOS}
 
 
 def expand_glob(pattern: str, what: str) -> list[str]:
-    """Sorted files matching `pattern`; a clear UserError naming the flag when nothing (non-empty) matches."""
-    paths = sorted(p for p in globlib.glob(os.path.expanduser(pattern)) if os.path.isfile(p))
-    if not paths:
+    """Sorted regular, non-empty files matching `pattern` (the one way a glob of inputs is read).
+
+    A broken symlink or a match that is neither a folder nor a regular file (a FIFO, a device) is an error naming
+    it; folders and empty files are skipped with one warning line on stderr naming them and how many of the
+    matches were skipped; nothing left is an error naming the flag.
+    """
+    import sys
+
+    matches = sorted(globlib.glob(os.path.expanduser(pattern)))
+    if not matches:
         raise UserError(f"{what}: no file matches {pattern!r}")
-    empty = [p for p in paths if os.path.getsize(p) == 0]
-    if len(empty) == len(paths):
-        raise UserError(f"{what}: every file matching {pattern!r} is empty (e.g. {empty[0]})")
-    return [p for p in paths if p not in empty]
+    paths, skipped = [], []
+    for p in matches:
+        if os.path.islink(p) and not os.path.exists(p):
+            raise UserError(f"{what}: {p} (matching {pattern!r}) is a broken symbolic link")
+        if os.path.isdir(p):
+            skipped.append(f"{p} (a folder)")
+        elif not os.path.isfile(p):
+            raise UserError(f"{what}: {p} (matching {pattern!r}) is not a regular file")
+        elif os.path.getsize(p) == 0:
+            skipped.append(f"{p} (empty)")
+        else:
+            paths.append(p)
+    if not paths:
+        raise UserError(f"{what}: no non-empty file matches {pattern!r} (e.g. {skipped[0]})")
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        print(f"warning: {what}: skipping {len(skipped)} of the {len(matches)} matches of {pattern!r}: {shown}",
+              file=sys.stderr, flush=True)
+    return paths
 
 
 def read_lines(path: str) -> Iterable[tuple[int, str]]:
