@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -372,3 +373,19 @@ def test_device_auto_picks_the_gpu_only_when_there_is_one(monkeypatch):
     assert resolve_device("auto") == "cpu"
     monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 2)
     assert resolve_device("auto") == "gpu"
+
+
+def test_a_run_that_is_not_learning_says_so(tiny_corpus, tmp_path, monkeypatch):
+    """--lr 1e6: the loss stays above its first logged value; one warning line (issue 18 item 10)."""
+    argv = ["--train_data_path", tiny_corpus["train"], "--vocab_file", tiny_corpus["vocab"], "--preset",
+            "elmo-tiny", "--batch_size", "4", "--unroll_steps", "5", "--max_steps", "8", "--logging_steps", "1",
+            "--save_steps", "100", "--lr", "1e6", "--not_learning_logs", "3", "--device", "cpu",
+            "--save_dir", str(tmp_path / "run")]
+    code, _, err = run_inproc("run_pretrain.py", argv, monkeypatch)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "the run is not learning" in line]
+    assert len(warnings) == 1 and "for 3 logged steps in a row" in warnings[0] and "--lr" in warnings[0], err
+    with open(tmp_path / "run" / "metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert max(r["loss"] for r in rows) > 50  # the old cap: its perplexity was exp(50), not exp(loss)
+    assert all(abs(r["ppl"] - math.exp(r["loss"])) <= 1e-3 * r["ppl"] for r in rows)

@@ -185,6 +185,8 @@ class TrainConfig:
     seed: int = _f(1234, "Random seed (rank r uses seed + r for dropout).", legal=SEED_RANGE)
     save_steps: int = _f(1000, "Save a checkpoint every N steps.", legal=">= 1")
     logging_steps: int = _f(10, "Log a metrics line every N steps.", legal=">= 1")
+    not_learning_logs: int = _f(5, "Warn (once) when the loss stays above its first logged value for this many "
+                                "logged steps in a row; 0 = never.", legal=">= 0", hint="0 disables the warning")
     visualdl: bool = _f(True, "Also log the metrics for VisualDL under {save_dir}/vdl (visualdl --logdir "
                         "{save_dir}/vdl).")
     keep_last: int = _f(5, "Keep only the newest N step checkpoints (0 keeps all); final is always kept. An "

@@ -8,6 +8,7 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -295,6 +296,7 @@ class Trainer:
                         if log is not None:
                             log.write(last)
                             bar.set_postfix(loss=f"{last['loss']:.3f}", ppl=f"{last['ppl']:.1f}")
+                            self._watch_learning(last["loss"])
                         window[:] = 0
                         steps_in_window, t0 = 0, time.perf_counter()
                     if self.step % cfg.save_steps == 0 and self.step < self.total_steps:
@@ -354,13 +356,32 @@ class Trainer:
         return paddle.stack([outputs[k].reshape([]).astype("float32") if k in outputs else zero
                              for k in STAT_KEYS])  # [4]
 
+    def _watch_learning(self, loss: float) -> None:
+        """Warn once when `cfg.not_learning_logs` logged losses in a row stay above the first one logged."""
+        limit = self.cfg.not_learning_logs
+        first = getattr(self, "_first_loss", None)
+        if first is None:
+            self._first_loss, self._above = loss, 0
+            return
+        self._above = self._above + 1 if loss > first else 0
+        if limit and self._above == limit:
+            print(f"[paddle-lm] warning: the loss has stayed above its first logged value ({first:.3f}) for {limit} "
+                  f"logged steps in a row (now {loss:.3f} at step {self.step}): the run is not learning; try a lower "
+                  f"--lr (set --not_learning_logs 0 to silence this)", file=sys.stderr, flush=True)
+
     def _record(self, sums: list[float], lr: float, grad_norm: float, tokens_per_s: float) -> dict:
         loss = window_loss(sums)
-        out = {"step": self.step, "loss": round(loss, 6), "ppl": round(math.exp(min(loss, 50.0)), 4),
+        out = {"step": self.step, "loss": round(loss, 6), "ppl": round(math.exp(min(loss, PPL_CAP)), 4),
                "lr": lr, "grad_norm": round(grad_norm, 6), "tokens_per_s": round(tokens_per_s, 1)}
+        if loss > PPL_CAP:
+            out["ppl_capped"] = True  # ppl is exp(PPL_CAP), not exp(loss)
         if self.scaler is not None:  # fp16: the loss scale now and the overflowing steps skipped so far
             out.update(loss_scale=self.scaler.scale, skipped_steps=self.scaler.skipped)
         return out
+
+
+#: the logged perplexity is exp(loss) up to this loss (float64 holds exp(700); a larger one would not be JSON)
+PPL_CAP = 700.0
 
 
 def train(data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> dict:
