@@ -106,18 +106,13 @@ def write_folder(cfg, seed: int, folder: str) -> None:
 
     quiet_startup()
     import paddle
-    from safetensors.numpy import save_file
 
-    from paddle_lm.formats.hf import hf_config, hf_state
-    from paddle_lm.fsio import atomic_write_json
+    from paddle_lm.formats.hf import write_model
     from paddle_lm.models.transformer_lm import TransformerLM
 
     paddle.seed(seed)
-    model = TransformerLM(cfg)
     os.makedirs(folder)
-    atomic_write_json(os.path.join(folder, "config.json"), hf_config(cfg), indent=2)
-    state = hf_state({k: v.numpy() for k, v in model.net.state_dict().items()}, cfg)
-    save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    write_model(TransformerLM(cfg), folder)
 
 
 def run_side(side: str, folder: str, job: str, tmp: str, env: dict, venv_python: str) -> dict:

@@ -191,9 +191,9 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"--output {args.output!r} exists and is not a folder; pick another folder")
         refuse_existing(args.output, "--output", args.overwrite)
     elif args.command in ("generate", "fill-mask"):
-        if bool(args.init_from_ckpt) == bool(args.init_from_pretrained):
-            raise UserError("give one of --init_from_ckpt (a paddle-lm checkpoint) and --init_from_pretrained (a "
-                            "paddlenlp or Hugging Face folder)")
+        from paddle_lm.pretrained import check_source
+
+        check_source(args.init_from_ckpt, args.init_from_pretrained)
         if args.command == "generate":
             validate_generate(_generate_config(args), args.prompt)
         elif args.top_k < 1:

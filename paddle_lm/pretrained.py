@@ -39,31 +39,26 @@ def load_lm(init_from_ckpt: str = "", init_from_pretrained: str = "", device: st
     pretrained folder (paddlenlp or Hugging Face: `models.transformer_lm.config_from_pretrained`); exactly one."""
     from paddle_lm.device import set_device
 
-    if bool(init_from_ckpt) == bool(init_from_pretrained):
-        raise UserError("give one of --init_from_ckpt (a paddle-lm checkpoint) and --init_from_pretrained (a "
-                        "paddlenlp or Hugging Face folder)")
+    check_source(init_from_ckpt, init_from_pretrained)
     set_device(device)
     if init_from_ckpt:
         from paddle_lm.evaluation import load_subword_model
 
         model, side, tok_dir = load_subword_model(init_from_ckpt)
         return model, side["model_config"]["model"], tok_dir
-    from paddle_lm.formats.hf import found_model, read_config
-    from paddle_lm.models.transformer_lm import (
-        TransformerLM,
-        check_pretrained_dir,
-        config_from_pretrained,
-        load_pretrained_weights,
-    )
+    from paddle_lm.models.transformer_lm import TransformerLM, config_from_pretrained, load_pretrained_weights
 
-    check_pretrained_dir(init_from_pretrained)
-    kind = found_model(read_config(init_from_pretrained)) or "unknown"
-    if kind not in ("bert", "gpt2"):
-        raise UserError(f"--init_from_pretrained {init_from_pretrained!r} holds neither a BERT nor a GPT-2 model")
-    model = TransformerLM(config_from_pretrained(init_from_pretrained, kind))
+    model = TransformerLM(config_from_pretrained(init_from_pretrained, None))
     load_pretrained_weights(model, init_from_pretrained)
     model.eval()
-    return model, kind, init_from_pretrained
+    return model, model.kind, init_from_pretrained
+
+
+def check_source(init_from_ckpt: str, init_from_pretrained: str) -> None:
+    """Exactly one of the two model flags of generate / fill-mask (checked by the CLI before Paddle loads)."""
+    if bool(init_from_ckpt) == bool(init_from_pretrained):
+        raise UserError("give one of --init_from_ckpt (a paddle-lm checkpoint) and --init_from_pretrained (a "
+                        "paddlenlp or Hugging Face folder)")
 
 
 def generate_text(prompt: str, *, init_from_ckpt: str = "", init_from_pretrained: str = "", device: str = "auto",

@@ -94,9 +94,14 @@ def read_config(directory: str, flag: str = "--init_from_pretrained") -> dict:
     return raw
 
 
+def architecture(raw: dict) -> str:
+    """config.json's architectures and model_type, as one string ('' when it names neither)."""
+    return (" ".join(str(a) for a in raw.get("architectures") or []) + " " + str(raw.get("model_type", ""))).strip()
+
+
 def found_model(raw: dict) -> str | None:
     """'bert', 'gpt2' or None, from config.json's architectures and model_type."""
-    arch = (" ".join(str(a) for a in raw.get("architectures") or []) + " " + str(raw.get("model_type", ""))).lower()
+    arch = architecture(raw).lower()
     return "bert" if "bert" in arch else "gpt2" if "gpt" in arch else None
 
 
@@ -318,18 +323,24 @@ def export_hf(prefix: str, output: str, overwrite: bool = False, flag: str = "--
     """Write BERT / GPT-2 checkpoint `prefix` as a transformers folder `output` (config.json, model.safetensors
     with ``{"format": "pt"}`` metadata, the tokenizer); built under a temporary name and renamed into place.
     Returns the file names."""
-    from safetensors.numpy import save_file
-
     from paddle_lm.evaluation import load_subword_model
-    from paddle_lm.fsio import atomic_path, atomic_write_json, built_dir
+    from paddle_lm.fsio import built_dir
 
     check_hf_output(output, overwrite)
-    model, side, tok_dir = load_subword_model(prefix, flag=flag)
-    cfg = ModelConfig(**side["model_config"])
-    tensors = hf_state({k: v.numpy() for k, v in model.net.state_dict().items()}, cfg)
+    model, _, tok_dir = load_subword_model(prefix, flag=flag)
     with built_dir(output) as tmp:
-        ids = write_tokenizer(tok_dir, tmp, cfg)
-        atomic_write_json(os.path.join(tmp, "config.json"), hf_config(cfg, ids), indent=2)
-        with atomic_path(os.path.join(tmp, "model.safetensors")) as path:
-            save_file(tensors, path, metadata={"format": "pt"})
+        write_model(model, tmp, write_tokenizer(tok_dir, tmp, model.cfg))
     return sorted(os.listdir(output))
+
+
+def write_model(model, folder: str, token_ids: dict | None = None) -> None:
+    """A `TransformerLM`'s config.json and model.safetensors (``{"format": "pt"}``) in transformers' layout into
+    existing `folder` (`token_ids`: what `write_tokenizer` returned, if a tokenizer goes with it)."""
+    from safetensors.numpy import save_file
+
+    from paddle_lm.fsio import atomic_path, atomic_write_json
+
+    tensors = hf_state({k: v.numpy() for k, v in model.net.state_dict().items()}, model.cfg)
+    atomic_write_json(os.path.join(folder, "config.json"), hf_config(model.cfg, token_ids), indent=2)
+    with atomic_path(os.path.join(folder, "model.safetensors")) as path:
+        save_file(tensors, path, metadata={"format": "pt"})

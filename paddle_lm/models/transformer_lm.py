@@ -104,9 +104,10 @@ _CONFIG_KEYS = {"vocab_size": "vocab_size", "hidden_size": "hidden_size", "num_l
                 "max_position_embeddings": "max_position_embeddings", "dropout": "hidden_dropout_prob"}
 
 
-def config_from_pretrained(directory: str, model: str, flag: str = "--init_from_pretrained") -> ModelConfig:
+def config_from_pretrained(directory: str, model: str | None, flag: str = "--init_from_pretrained") -> ModelConfig:
     """The ModelConfig of a local pretrained folder (paddlenlp save_pretrained or Hugging Face), checked to be a
-    `model` model; every config.json field is honoured or refused (`paddle_lm.formats.hf.check_fields`)."""
+    `model` model (None: whichever of BERT and GPT-2 it holds); every config.json field is honoured or refused
+    (`paddle_lm.formats.hf.check_fields`)."""
     import json
 
     from paddle_lm.formats import hf
@@ -114,11 +115,11 @@ def config_from_pretrained(directory: str, model: str, flag: str = "--init_from_
     check_pretrained_dir(directory, flag)
     raw = hf.read_config(directory, flag)
     found = hf.found_model(raw)
-    if found != model:
-        described = (" ".join(str(a) for a in raw.get("architectures") or []) + " "
-                     + str(raw.get("model_type", ""))).strip() or "no architectures"
-        raise UserError(f"{flag} {directory!r} holds a {found or 'unknown'} model ({described}), but --model is "
-                        f"{model}")
+    if found is None or (model is not None and found != model):
+        described = hf.architecture(raw) or "no architectures"
+        wanted = f"but --model is {model}" if model else "neither a BERT nor a GPT-2"
+        raise UserError(f"{flag} {directory!r} holds a {found or 'unknown'} model ({described}), {wanted}")
+    model = found
     where = f"{flag} {directory!r}"
     if hf.is_hf_folder(directory, flag):
         return _paddle_limits(hf.model_config(raw, model, where), where)

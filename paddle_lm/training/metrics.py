@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 
 from paddle_lm.errors import UserError
 
@@ -51,6 +52,35 @@ class MetricsLog:
         if self.vdl is not None:
             self.vdl.close()
             self.vdl = None
+
+
+#: the logged perplexity is exp(loss) up to this loss (float64 holds exp(700); a larger one would not be JSON)
+PPL_CAP = 700.0
+
+
+def perplexity(loss: float) -> dict:
+    """``{"ppl": exp(loss)}`` rounded, with ``"ppl_capped": True`` past PPL_CAP (then ppl is exp(PPL_CAP))."""
+    out = {"ppl": round(math.exp(min(loss, PPL_CAP)), 4)}
+    if loss > PPL_CAP:
+        out["ppl_capped"] = True
+    return out
+
+
+class LearningWatch:
+    """Warns once (stderr) when `limit` logged losses in a row stay above the first one logged; 0 = never."""
+
+    def __init__(self, limit: int):
+        self.limit, self.first, self.above = limit, None, 0
+
+    def see(self, loss: float, step: int) -> None:
+        if self.first is None:
+            self.first = loss
+            return
+        self.above = self.above + 1 if loss > self.first else 0
+        if self.limit and self.above == self.limit:
+            print(f"[paddle-lm] warning: the loss has stayed above its first logged value ({self.first:.3f}) for "
+                  f"{self.limit} logged steps in a row (now {loss:.3f} at step {step}): the run is not learning; "
+                  f"try a lower --lr (set --not_learning_logs 0 to silence this)", file=sys.stderr, flush=True)
 
 
 def read_metrics(path: str) -> list[dict]:

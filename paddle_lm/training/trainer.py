@@ -8,7 +8,6 @@ import dataclasses
 import math
 import os
 import signal
-import sys
 import time
 
 import numpy as np
@@ -33,7 +32,7 @@ from paddle_lm.models.transformer_lm import config_from_pretrained, load_pretrai
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
 from paddle_lm.training.amp import MIN_SCALE, LossScaler, resolve_amp
-from paddle_lm.training.metrics import MetricsLog
+from paddle_lm.training.metrics import LearningWatch, MetricsLog, perplexity
 from paddle_lm.training.optim import build_optimizer, clip_grad_norm, load_optimizer_state, optimizer_state
 from paddle_lm.training.prefetch import Prefetcher
 from paddle_lm.training.rowwise import touched_rows
@@ -153,6 +152,7 @@ class Trainer:
             rowwise=rowwise_softmax(model_cfg, cfg))
         self.prefetch = Prefetcher(self._batch)  # _batch reads self.rows
         self.step, self.state, self.saved, self.resumed_metrics = 0, None, "", {}
+        self.learning = LearningWatch(cfg.not_learning_logs)
         self.last_good = resume  # the newest checkpoint known to be complete and finite
         if side is not None:
             self._load(resume, side)
@@ -296,7 +296,7 @@ class Trainer:
                         if log is not None:
                             log.write(last)
                             bar.set_postfix(loss=f"{last['loss']:.3f}", ppl=f"{last['ppl']:.1f}")
-                            self._watch_learning(last["loss"])
+                            self.learning.see(last["loss"], self.step)
                         window[:] = 0
                         steps_in_window, t0 = 0, time.perf_counter()
                     if self.step % cfg.save_steps == 0 and self.step < self.total_steps:
@@ -356,32 +356,13 @@ class Trainer:
         return paddle.stack([outputs[k].reshape([]).astype("float32") if k in outputs else zero
                              for k in STAT_KEYS])  # [4]
 
-    def _watch_learning(self, loss: float) -> None:
-        """Warn once when `cfg.not_learning_logs` logged losses in a row stay above the first one logged."""
-        limit = self.cfg.not_learning_logs
-        first = getattr(self, "_first_loss", None)
-        if first is None:
-            self._first_loss, self._above = loss, 0
-            return
-        self._above = self._above + 1 if loss > first else 0
-        if limit and self._above == limit:
-            print(f"[paddle-lm] warning: the loss has stayed above its first logged value ({first:.3f}) for {limit} "
-                  f"logged steps in a row (now {loss:.3f} at step {self.step}): the run is not learning; try a lower "
-                  f"--lr (set --not_learning_logs 0 to silence this)", file=sys.stderr, flush=True)
-
     def _record(self, sums: list[float], lr: float, grad_norm: float, tokens_per_s: float) -> dict:
         loss = window_loss(sums)
-        out = {"step": self.step, "loss": round(loss, 6), "ppl": round(math.exp(min(loss, PPL_CAP)), 4),
-               "lr": lr, "grad_norm": round(grad_norm, 6), "tokens_per_s": round(tokens_per_s, 1)}
-        if loss > PPL_CAP:
-            out["ppl_capped"] = True  # ppl is exp(PPL_CAP), not exp(loss)
+        out = {"step": self.step, "loss": round(loss, 6), **perplexity(loss), "lr": lr,
+               "grad_norm": round(grad_norm, 6), "tokens_per_s": round(tokens_per_s, 1)}
         if self.scaler is not None:  # fp16: the loss scale now and the overflowing steps skipped so far
             out.update(loss_scale=self.scaler.scale, skipped_steps=self.scaler.skipped)
         return out
-
-
-#: the logged perplexity is exp(loss) up to this loss (float64 holds exp(700); a larger one would not be JSON)
-PPL_CAP = 700.0
 
 
 def train(data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> dict:
