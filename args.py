@@ -76,12 +76,8 @@ def _given(cls, ns: argparse.Namespace) -> dict:
     return {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if getattr(ns, f.name, None) is not None}
 
 
-def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    """(data, model, train) configs of run_pretrain.py, validated.
-
-    Resuming (--init_from_ckpt), the model config is the checkpoint's: an architecture flag or --preset the user
-    gave that contradicts it is an error, and the family (hence the training defaults) is the checkpoint's.
-    """
+def pretrain_parser() -> ArgumentParser:
+    """run_pretrain.py's argument parser (parsing only; `parse_pretrain` validates)."""
     p = ArgumentParser(description="Pretrain an ELMo biLM, an LSTM LM, a BERT masked LM or GPT-2 (run "
                                 "under `python -m paddle.distributed.launch` for several ranks).")
     p.add_argument("--preset", default=None, help="Named architecture (elmo-small, elmo-original, elmo-paddlenlp, "
@@ -90,7 +86,16 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     add_config_args(p, ModelConfig, none_defaults=True)
     add_config_args(p, TrainConfig, none_defaults=True, show_defaults=True,
                     other_defaults=("BERT/GPT-2", FAMILY_TRAIN_DEFAULTS["gpt2"]))
-    ns = p.parse_args(argv)
+    return p
+
+
+def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """(data, model, train) configs of run_pretrain.py, validated.
+
+    Resuming (--init_from_ckpt), the model config is the checkpoint's: an architecture flag or --preset the user
+    gave that contradicts it is an error, and the family (hence the training defaults) is the checkpoint's.
+    """
+    ns = pretrain_parser().parse_args(argv)
     family = ns.model or PRESETS.get(ns.preset or "", {}).get("model", "elmo")  # --preset gpt2-tiny implies gpt2
     model = _fill(ModelConfig, ns, apply_preset(family, ns.preset))
     data = _fill(DataConfig, ns)
@@ -122,16 +127,21 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
 
 def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
     """(eval config, data config, explicit --vocab_file or None = the checkpoint's own copy), validated."""
+    ns = eval_parser().parse_args(argv)
+    cfg, data = _fill(EvalConfig, ns), _fill(DataConfig, ns)
+    validate_eval(cfg, data)
+    return cfg, data, ns.vocab_file
+
+
+def eval_parser() -> ArgumentParser:
+    """run_eval.py's argument parser (parsing only; `parse_eval` validates)."""
     p = ArgumentParser(description="Perplexity of a checkpoint on held-out data.")
     add_config_args(p, DataConfig, skip=("train_data_path", "vocab_file", "max_characters_per_token",
                                                   "tokenizer_dir", "subword_vocab_size"))
     p.add_argument("--vocab_file", default=None, help="Vocabulary (BERT / GPT-2: tokenizer folder) to check against the "
                    "checkpoint's (default: the copy saved with the checkpoint).")
     add_config_args(p, EvalConfig)
-    ns = p.parse_args(argv)
-    cfg, data = _fill(EvalConfig, ns), _fill(DataConfig, ns)
-    validate_eval(cfg, data)
-    return cfg, data, ns.vocab_file
+    return p
 
 
 COMPARE_HELP = """Compare encoders on identical folds and print one table. Each SPEC is ENCODER[:key=value,...]
@@ -145,13 +155,20 @@ def parse_finetune(argv=None):
     """FinetuneConfig from the command line of run_finetune.py (``--compare`` takes the encoder specs), validated."""
     from paddle_lm.config import DEFAULT_COMPARE, FinetuneConfig
 
-    p = ArgumentParser(description="Sentence-polarity classifier (bag of words -> MLP, or a linear head) "
-                                "on ELMo or word2vec token vectors, with K-fold CV and a paired comparison.")
-    add_config_args(p, FinetuneConfig)
-    p.add_argument("--compare", nargs="*", default=None, metavar="SPEC", help=COMPARE_HELP)
-    ns = p.parse_args(argv)
+    ns = finetune_parser().parse_args(argv)
     cfg = _fill(FinetuneConfig, ns)
     if ns.compare is not None:
         cfg.compare = list(ns.compare) or list(DEFAULT_COMPARE)
     validate_finetune(cfg)  # each --compare spec is checked when paddle_lm.downstream.finetune parses it
     return cfg
+
+
+def finetune_parser() -> ArgumentParser:
+    """run_finetune.py's argument parser (parsing only; `parse_finetune` validates)."""
+    from paddle_lm.config import FinetuneConfig
+
+    p = ArgumentParser(description="Sentence-polarity classifier (bag of words -> MLP, or a linear head) "
+                                "on ELMo or word2vec token vectors, with K-fold CV and a paired comparison.")
+    add_config_args(p, FinetuneConfig)
+    p.add_argument("--compare", nargs="*", default=None, metavar="SPEC", help=COMPARE_HELP)
+    return p

@@ -28,7 +28,8 @@ OVERWRITE_HELP = "replace an existing --output"
 DEVICE_HELP = "device to run on; auto = the GPU when Paddle has CUDA and sees one, else the CPU"
 
 
-def main(argv=None, prog: str = "python -m paddle_lm") -> None:
+def build_parser(prog: str = "python -m paddle_lm") -> ArgumentParser:
+    """The subcommands' argument parser (parsing only; `main` checks and runs)."""
     from paddle_lm import __version__
 
     p = ArgumentParser(prog=prog)
@@ -103,7 +104,11 @@ def main(argv=None, prog: str = "python -m paddle_lm") -> None:
                         "./checkpoints-gpt2/final")
     exp_hf.add_argument("--output", required=True, help="folder to write")
     exp_hf.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None, prog: str = "python -m paddle_lm") -> None:
+    args = build_parser(prog).parse_args(argv)
     check_args(args)
 
     if args.command == "plot":
