@@ -18,6 +18,9 @@ def main() -> None:
     from args import parse_pretrain
 
     data, model, train_cfg = parse_pretrain()  # every flag validated before Paddle is imported
+    from paddle_lm.training.signals import load_paddle
+
+    load_paddle()  # a signal from here on ends the run with one line (`run_main`)
     from paddle_lm.training.trainer import train
 
     last = train(data, model, train_cfg)
@@ -27,4 +30,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, interrupted="interrupted before step 1; nothing was saved")

@@ -108,9 +108,21 @@ def build_parser(prog: str = "python -m paddle_lm") -> ArgumentParser:
 
 
 def main(argv=None, prog: str = "python -m paddle_lm") -> None:
-    args = build_parser(prog).parse_args(argv)
-    check_args(args)
+    """Parse, check every flag (`check_args`), then run the command holding its output (`locks.claim_output`:
+    the existence check and the write are one step, so two commands writing one output cannot both succeed)."""
+    from paddle_lm.locks import claim_output
 
+    args = build_parser(prog).parse_args(argv)
+    output = check_args(args)
+    if output is None:
+        run_command(args)
+        return
+    paths, shown = output
+    with claim_output(paths, "--output", args.overwrite, shown):
+        run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> None:
     if args.command == "plot":
         from paddle_lm.training.metrics import plot_metrics
 
@@ -175,9 +187,10 @@ def main(argv=None, prog: str = "python -m paddle_lm") -> None:
               f".from_pretrained({args.output!r}), AutoTokenizer.from_pretrained({args.output!r})")
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace) -> tuple[list[str], str | None] | None:
     """Every flag of `args.command` checked before anything is loaded (no Paddle yet): numbers against their
-    ranges (paddle_lm.config), outputs that would replace existing files against --overwrite."""
+    ranges (paddle_lm.config), outputs that would replace existing files against --overwrite. Returns what the
+    command writes (paths, the --output shown in messages), or None for a command that writes nothing."""
     if args.command in ("plot", "embed"):
         if args.command == "embed":
             validate_embed(args.batch_size)
@@ -191,6 +204,7 @@ def check_args(args: argparse.Namespace) -> None:
                             f"e.g. {example}")
         refuse_existing([args.output + suffix for suffix in EXPORT_SUFFIXES], "--output", args.overwrite,
                         shown=args.output)
+        return [args.output + suffix for suffix in EXPORT_SUFFIXES], args.output
     elif args.command == "save_pretrained":
         if os.path.lexists(args.output) and not os.path.isdir(args.output):
             raise UserError(f"--output {args.output!r} exists and is not a folder; pick another folder")
@@ -205,8 +219,11 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"--top_k must be >= 1 (got {args.top_k})")
     elif args.command == "import-elmo":
         from paddle_lm.formats.elmo_files import check_import_output
+        from paddle_lm.training.checkpoint import SUFFIXES  # no Paddle import
 
         check_import_output(args.output, args.overwrite)
+
+        return [args.output + suffix for suffix in SUFFIXES], args.output
     elif args.command == "export-elmo":
         from paddle_lm.formats.elmo_files import check_export_output
 
@@ -215,6 +232,7 @@ def check_args(args: argparse.Namespace) -> None:
         from paddle_lm.formats.hf import check_hf_output
 
         check_hf_output(args.output, args.overwrite)
+    return None if args.command in ("generate", "fill-mask") else ([args.output], None)
 
 
 def _model_source(parser: argparse.ArgumentParser, kind: str, example: str) -> None:

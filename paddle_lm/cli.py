@@ -72,18 +72,25 @@ def _on_cpu() -> bool:
     return paddle is None or not str(paddle.get_device()).startswith("gpu")
 
 
-def run_main(fn) -> None:
-    """Run `fn()`; a UserError becomes one line on stderr (`error: ...`) and its exit status (2 for bad input)."""
-    from paddle_lm.errors import UserError
+def run_main(fn, interrupted: str = "interrupted; nothing was saved") -> None:
+    """Run `fn()`; a UserError becomes one line on stderr (`error: ...`) and its exit status (2 for bad input).
+    SIGTERM and SIGINT before a training loop takes them over print `interrupted` (or what the trainer set
+    since: `training.signals.guard_startup`) and exit 128 + the signal number."""
+    from paddle_lm.errors import StartupInterrupted, UserError
+    from paddle_lm.training.signals import startup_guard  # no Paddle import
 
     code = 0
     try:
-        fn()
+        with startup_guard(interrupted):
+            fn()
     except UserError as e:
         print(f"{e.prefix}{e}", file=sys.stderr, flush=True)
         code = e.exit_code
-    except KeyboardInterrupt:  # Ctrl-C before training started (the loop itself turns it into a save)
-        print("interrupted; nothing was saved", file=sys.stderr, flush=True)
+    except StartupInterrupted as e:
+        print(e, file=sys.stderr, flush=True)
+        code = e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C after a command replaced the guard
+        print(interrupted, file=sys.stderr, flush=True)
         code = 130
     if int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1 and _on_cpu():
         # A launched CPU rank whose work is done (checkpoints written, final barrier passed) leaves without

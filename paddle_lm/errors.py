@@ -24,3 +24,13 @@ class Interrupted(UserError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+class StartupInterrupted(BaseException):
+    """SIGTERM / SIGINT before the training loop took its signals over (`training.signals.guard_startup`).
+
+    A BaseException, as KeyboardInterrupt: nothing on the way out swallows it; `finally` blocks clean up."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -1,4 +1,5 @@
-"""Files that survive crashes: the one atomic writer, directory fsync, locks, and one-line OS errors.
+"""Files that survive crashes: the one atomic writer, directory fsync, and one-line OS errors (locks:
+`paddle_lm.locks`).
 
 Every file paddle-lm writes goes through `atomic_write` (or its text / bytes / npy shorthands): the bytes go
 to a temporary name in the same folder, are fsynced, renamed over the destination, and the folder is fsynced,
@@ -14,14 +15,11 @@ import codecs
 import contextlib
 import ctypes
 import errno
-import fcntl
 import hashlib
 import json
 import math
 import os
 import shutil
-import socket
-import time
 
 from paddle_lm.errors import UserError
 
@@ -256,72 +254,39 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------------------------- locks
-@contextlib.contextmanager
-def file_lock(path: str):
-    """Block until this process holds the exclusive lock file `path` (ranks that encode or train one
-    thing together wait for the first one instead of doing it twice)."""
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+def make_dirs(path: str) -> list[str]:
+    """Create folder `path` and its missing parents; returns the folders this call created, outermost first
+    (what `remove_made` takes away again when the work is refused)."""
+    missing, p = [], os.path.abspath(path)
+    while not os.path.lexists(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    os.makedirs(path, exist_ok=True)
+    return missing[::-1]
+
+
+def remove_made(made: list[str]) -> None:
+    """Remove the folders `make_dirs` created, innermost first, as long as they are empty."""
+    for folder in reversed(made):
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-class HeldLock:
-    """An exclusive lock held until `release()` (or the process dies: the kernel drops it, also on kill -9).
-
-    The lock file holds a JSON line describing the holder, so a refused second run can say who it is.
-    """
-
-    def __init__(self, path: str, what: str):
-        self.path = path
-        try:
-            self._f = open(path, "a+")  # noqa: SIM115 (held for the run's life)
-        except OSError as e:
-            raise os_error(e, path) from None
-        try:
-            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rmdir(folder)
         except OSError:
-            self._f.seek(0)
-            holder = self._f.read().strip() or "another process"
-            self._f.close()
-            raise UserError(f"{what} is in use by another run ({holder}); wait for it to finish, stop it, or "
-                            f"pick another folder") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "since": time.strftime("%Y-%m-%d %H:%M:%S"), "cwd": os.getcwd()}
-        try:
-            self._f.seek(0)
-            self._f.truncate()
-            self._f.write(json.dumps(info))
-            self._f.flush()
-        except OSError as e:
-            self.release()
-            raise os_error(e, path) from None
-
-    def release(self) -> None:
-        if self._f is not None:
-            with contextlib.suppress(OSError):
-                self._f.seek(0)
-                self._f.truncate()
-            fcntl.flock(self._f, fcntl.LOCK_UN)
-            self._f.close()
-            self._f = None
+            return
 
 
-def writable_dir(path: str, flag: str) -> str:
-    """Create folder `path` if needed; one line when that is impossible (a file there, a read-only or
-    virtual file system, no permission)."""
+def writable_dir(path: str, flag: str) -> list[str]:
+    """Create folder `path` if needed (returns the folders created, as `make_dirs`); one line when that is
+    impossible (a file there, a read-only or virtual file system, no permission)."""
     if os.path.lexists(path) and not os.path.isdir(path):
         raise UserError(f"{flag} {path!r} exists and is not a folder; pick another path")
     try:
-        os.makedirs(path, exist_ok=True)
+        made = make_dirs(path)
     except OSError as e:
         raise UserError(f"{flag} {path!r} cannot be created: {e.strerror or e}; pick a writable folder") from None
     if not os.access(path, os.W_OK):
+        remove_made(made)
         raise UserError(f"{flag} {path!r} is not writable; pick a writable folder")
-    return path
+    return made
 
 
 def refuse_existing(paths, flag: str, overwrite: bool, shown: str | None = None) -> None:

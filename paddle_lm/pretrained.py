@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import built_dir, refuse_existing
 
 
 def export_pretrained(prefix: str, output: str, overwrite: bool = False) -> list[str]:
@@ -24,13 +25,11 @@ def export_pretrained(prefix: str, output: str, overwrite: bool = False) -> list
     from paddle_lm.evaluation import load_subword_model
     from paddle_lm.training.sources import copy_tokenizer
 
+    refuse_existing(output, "--output", overwrite)
     model, _, tok_dir = load_subword_model(prefix)
-    if os.path.isdir(output) and os.listdir(output) and not overwrite:
-        raise UserError(f"--output {output!r} already exists and is not empty; pick another folder or pass "
-                        f"--overwrite")
-    os.makedirs(output, exist_ok=True)
-    model.save_pretrained(output)
-    copy_tokenizer(tok_dir, output)
+    with built_dir(output) as tmp:  # the complete folder, or the old one
+        model.save_pretrained(tmp)
+        copy_tokenizer(tok_dir, tmp)
     return sorted(os.listdir(output))
 
 

@@ -323,28 +323,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from paddle_lm.config import validate_prep
         from paddle_lm.data.vocab import expand_glob
-        from paddle_lm.fsio import refuse_existing
+        from paddle_lm.locks import claim_output
 
         validate_prep(args.heldout_fraction, args.num_shards, args.num_heldout_shards, args.seed, args.min_count,
                       args.max_vocab_size, args.workers)
         paths = expand_glob(args.input, "--input")
         if os.path.lexists(args.output_dir) and not os.path.isdir(args.output_dir):
             raise UserError(f"--output_dir {args.output_dir!r} exists and is not a folder; pick another path")
-        refuse_existing([os.path.join(args.output_dir, name) for name in (TRAIN_DIR, HELDOUT_DIR, VOCAB_FILE)],
-                        "--output_dir", args.overwrite, shown=args.output_dir)
-        stats = prepare_corpus(
-            FileDocuments(paths),
-            args.output_dir,
-            args.heldout_fraction,
-            args.num_shards,
-            args.num_heldout_shards,
-            args.seed,
-            progress=not args.quiet,
-            workers=args.workers,
-        )
-        stats["vocab_size"] = write_vocab(
-            args.output_dir, args.min_count, args.max_vocab_size, not args.quiet
-        )
+        outputs = [os.path.join(args.output_dir, name) for name in (TRAIN_DIR, HELDOUT_DIR, VOCAB_FILE)]
+        with claim_output(outputs, "--output_dir", args.overwrite, shown=args.output_dir):  # one writer at a time
+            stats = prepare_corpus(FileDocuments(paths), args.output_dir, args.heldout_fraction, args.num_shards,
+                                   args.num_heldout_shards, args.seed, progress=not args.quiet,
+                                   workers=args.workers)
+            stats["vocab_size"] = write_vocab(args.output_dir, args.min_count, args.max_vocab_size, not args.quiet)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -27,21 +27,30 @@ from tqdm import tqdm
 from paddle_lm.data.chars import char_table
 from paddle_lm.data.vocab import BOS, EOS, Vocab, expand_glob
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_save_npy, atomic_write_text, file_lock, open_input
+from paddle_lm.fsio import atomic_save_npy, atomic_write_text, make_dirs, open_input, remove_made
+from paddle_lm.locks import file_lock
 
 FORMAT_VERSION = 1
 
 
-def default_cache_dir(shard_path: str) -> str:
-    """`.paddle_lm_cache` beside the shards, or ~/.cache/paddle_lm when that folder is not writable."""
-    here = os.path.join(os.path.dirname(os.path.abspath(shard_path)), ".paddle_lm_cache")
-    try:
-        os.makedirs(here, exist_ok=True)
-        if os.access(here, os.W_OK):
-            return here
-    except OSError:
-        pass
-    return os.path.join(os.path.expanduser("~"), ".cache", "paddle_lm")
+def cache_keys(paths: list[str], cache_dir: str = "") -> tuple[list[str], list[str]]:
+    """The cache prefix (folder + `shard_key`) of each shard, and the cache folders this call created (which
+    `encode_shards` removes again, when empty, if the encoding is refused). The folder is `cache_dir`, else a
+    `.paddle_lm_cache` beside the shard, or ~/.cache/paddle_lm when that one is not writable."""
+    keys, made = [], []
+    for p in paths:
+        folder = cache_dir
+        if not folder:
+            folder = os.path.join(os.path.dirname(os.path.abspath(p)), ".paddle_lm_cache")
+            try:
+                made += make_dirs(folder)
+            except OSError:
+                pass
+            if not os.access(folder, os.W_OK):
+                folder = os.path.join(os.path.expanduser("~"), ".cache", "paddle_lm")
+        made += make_dirs(folder)
+        keys.append(os.path.join(folder, shard_key(p)))
+    return keys, made
 
 
 def shard_key(path: str) -> str:
@@ -123,10 +132,19 @@ def rank_order(n: int, rank: int, world: int) -> list[int]:
 
 
 def encode_shards(jobs: list[tuple[str, str, str]], encode, rank: int = 0, world: int = 1,
-                  progress: bool = True) -> list[dict]:
+                  progress: bool = True, made: tuple[str, ...] = ()) -> list[dict]:
     """The meta of every job ``(source path, lock path, meta path)``, calling ``encode(i)`` under the job's lock
     for those without a meta file yet. Ranks starting together take their own shares first, so they encode in
-    parallel and each shard exactly once."""
+    parallel and each shard exactly once. When an encoding is refused (a file that is not UTF-8, ...), the
+    cache folders in `made` (created for this call) are removed again if nothing else is in them."""
+    try:
+        return _encode_shards(jobs, encode, rank, world, progress)
+    except BaseException:
+        remove_made(list(made))
+        raise
+
+
+def _encode_shards(jobs, encode, rank: int, world: int, progress: bool) -> list[dict]:
     pending = {i for i, (_, _, meta) in enumerate(jobs) if not os.path.exists(meta)}
     metas: list[dict] = [{} for _ in jobs]
     with tqdm(total=sum(os.path.getsize(jobs[i][0]) for i in pending), unit="B", unit_scale=True,
@@ -185,13 +203,9 @@ class EncodedCorpus:
                  max_chars: int | None = 50, progress: bool = True, rank: int = 0, world: int = 1):
         paths = expand_glob(pattern, what)
         self.vocab, self.max_chars = vocab, max_chars
-        prefixes = []
-        for p in paths:
-            cdir = cache_dir or default_cache_dir(p)
-            os.makedirs(cdir, exist_ok=True)
-            prefixes.append(os.path.join(cdir, shard_key(p)))
+        prefixes, made = cache_keys(paths, cache_dir)
         jobs = [(p, pre + ".lock", pre + ".meta.json") for p, pre in zip(paths, prefixes)]
-        metas = encode_shards(jobs, lambda i: encode_shard(paths[i], prefixes[i]), rank, world, progress)
+        metas = encode_shards(jobs, lambda i: encode_shard(paths[i], prefixes[i]), rank, world, progress, made)
         self.shards = [Shard(pre, meta) for pre, meta in zip(prefixes, metas)]
         for i in rank_order(len(self.shards), rank, world):
             self.shards[i].bind(vocab, max_chars)

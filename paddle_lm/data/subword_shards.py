@@ -20,7 +20,7 @@ from array import array
 
 import numpy as np
 
-from paddle_lm.data.shards import default_cache_dir, encode_shards, shard_key
+from paddle_lm.data.shards import cache_keys, encode_shards
 from paddle_lm.data.subword import GPT2_EOS, detect_kind, encode_lines, fast_tokenizer, tokenizer_identity
 from paddle_lm.data.vocab import expand_glob, read_lines
 from paddle_lm.errors import UserError
@@ -71,11 +71,7 @@ class SubwordCorpus:
                  progress: bool = True, rank: int = 0, world: int = 1):
         paths = expand_glob(pattern, what)
         ident, kind = tokenizer_identity(tokenizer_dir), detect_kind(tokenizer_dir)
-        keys = []
-        for p in paths:
-            cdir = cache_dir or default_cache_dir(p)
-            os.makedirs(cdir, exist_ok=True)
-            keys.append(os.path.join(cdir, shard_key(p)))
+        keys, made = cache_keys(paths, cache_dir)
         prefixes = [f"{key}.{TAG[kind]}-{ident}" for key in keys]
         fast = []  # the tokenizer, loaded on first use
 
@@ -85,7 +81,7 @@ class SubwordCorpus:
             encode_subword_shard(paths[i], prefixes[i], fast[0], fast[0].token_to_id(SEPARATOR[kind]))
 
         jobs = [(p, key + ".lock", pre + ".meta.json") for p, key, pre in zip(paths, keys, prefixes)]
-        metas = encode_shards(jobs, encode, rank, world, progress)
+        metas = encode_shards(jobs, encode, rank, world, progress, made)
         self.shards = [np.load(pre + ".npy", mmap_mode="r", allow_pickle=False) for pre in prefixes]  # [n_i] uint32
         self.n_sentences = sum(meta["n_sentences"] for meta in metas)
         lengths = np.array([len(s) for s in self.shards], dtype=np.int64)

@@ -13,7 +13,7 @@ from paddle_lm.errors import UserError
 METRICS_FILE = "metrics.jsonl"
 VDL_DIR = "vdl"
 SCALARS = ("loss", "ppl", "lr", "grad_norm", "tokens_per_s")
-from paddle_lm.fsio import atomic_write_text, json_line, os_error
+from paddle_lm.fsio import atomic_path, atomic_write_text, json_line, os_error
 
 
 class MetricsLog:
@@ -116,6 +116,7 @@ def plot_metrics(path: str, output: str) -> str:
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(output, dpi=100)
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return output

@@ -1,6 +1,7 @@
 """One run owns its `--save_dir`: an exclusive lock for the run's life, checked and cleaned before training.
 
-Rank 0 takes the lock (the kernel releases it when the process ends, kill -9 included), refuses a folder
+Rank 0 takes the lock (the kernel releases it when the process ends, kill -9 included; the lock file and a
+--save_dir the run created and left empty are removed when it ends), refuses a folder
 that already holds another run unless told to resume or `--overwrite` it, removes what killed saves left, and
 with `--overwrite` really removes the old run's checkpoints and metrics. Every rank gets rank 0's verdict, so
 a launched run stops on all ranks with the same line.
@@ -13,7 +14,8 @@ import shutil
 
 from paddle_lm.config import TrainConfig
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import HeldLock, writable_dir
+from paddle_lm.fsio import writable_dir
+from paddle_lm.locks import HeldLock
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.training import distributed as dist
 from paddle_lm.training.metrics import METRICS_FILE, VDL_DIR
@@ -31,8 +33,8 @@ def _check_fresh(cfg: TrainConfig, resume: str) -> None:
 
 
 def _take(cfg: TrainConfig, resume: str) -> HeldLock:
-    writable_dir(cfg.save_dir, "--save_dir")
-    lock = HeldLock(os.path.join(cfg.save_dir, LOCK_FILE), f"--save_dir {cfg.save_dir!r}")
+    made = writable_dir(cfg.save_dir, "--save_dir")  # removed again (when empty) if the run is refused
+    lock = HeldLock(os.path.join(cfg.save_dir, LOCK_FILE), f"--save_dir {cfg.save_dir!r}", made)
     try:
         _check_fresh(cfg, resume)
         ckpt.clean_folder(cfg.save_dir)

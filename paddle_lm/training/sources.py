@@ -43,7 +43,8 @@ from paddle_lm.data.subword import (
 from paddle_lm.data.subword_shards import SubwordCorpus
 from paddle_lm.data.vocab import Vocab, expand_glob
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_copy, atomic_write_text, file_lock, replace_dir, tmp_name
+from paddle_lm.fsio import atomic_copy, atomic_write_text, replace_dir, tmp_name
+from paddle_lm.locks import file_lock
 
 TOKENIZER_SUBDIR = "tokenizer"  # the checkpoints' own copy of a subword tokenizer, inside --save_dir
 RECIPE_FILE = "trained_on.json"  # what a tokenizer trained by a run was trained on (reused only if the same)

@@ -37,7 +37,7 @@ from paddle_lm.training.optim import build_optimizer, clip_grad_norm, load_optim
 from paddle_lm.training.prefetch import Prefetcher
 from paddle_lm.training.rowwise import touched_rows
 from paddle_lm.training.run_dir import claim_save_dir
-from paddle_lm.training.signals import StopFlag
+from paddle_lm.training.signals import StopFlag, guard_startup, startup_guard
 from paddle_lm.training.sources import make_source
 from paddle_lm.weights import fit_state
 
@@ -81,6 +81,7 @@ class Trainer:
             raise UserError(f"--init_from_ckpt {resume} is an ELMo encoder without training state "
                             f"({ckpt.describe_source(side)}); start a run from it with --init_from_pretrained {resume}")
         dist.init(self.world)
+        guard_startup()  # again: Paddle's import (and its start-up) replaced the handler
         self.writer, self.prefetch = ckpt.BackgroundWriter(), None
         self.lock = claim_save_dir(cfg, resume, self.rank, self.world)  # held until close()
         try:
@@ -186,6 +187,7 @@ class Trainer:
                   ckpt.DAMAGED)
         load_optimizer_state(self.opt, self.rows, self.scaler, ckpt.load_optimizer(prefix, side))
         self.step = int(side["step"])
+        guard_startup(f"interrupted before step {self.step + 1}; nothing new was saved")
         self.resumed_metrics = side.get("metrics") or {}
         carried = ckpt.load_carried(prefix, side)
         B = self.cfg.batch_size
@@ -310,7 +312,8 @@ class Trainer:
                 bar.close()
                 if log is not None:
                     log.close()
-            self.save("final", last, wait=True)
+            self.save("final", last, wait=True)  # a signal now is only noted: the run ends as it would have
+        guard_startup(f"interrupted after training; {os.path.join(self.cfg.save_dir, 'final')} is saved")
         return last or {}
 
     def _diverged(self, stats: np.ndarray, grad_norm: float) -> None:
@@ -367,13 +370,14 @@ class Trainer:
 
 def train(data: DataConfig, model_cfg: ModelConfig, cfg: TrainConfig, progress: bool = True) -> dict:
     """Train (or resume) a model and return the last logged metrics."""
-    trainer = Trainer(data, model_cfg, cfg, progress)
-    try:
-        last = _announce_and_run(trainer, progress)
-    except BaseException:
-        trainer.close(failing=True)
-        raise
-    trainer.close()
+    with startup_guard("interrupted before step 1; nothing was saved"):  # a clean line until the loop starts
+        trainer = Trainer(data, model_cfg, cfg, progress)
+        try:
+            last = _announce_and_run(trainer, progress)
+        except BaseException:
+            trainer.close(failing=True)
+            raise
+        trainer.close()
     return last
 
 
