@@ -21,6 +21,7 @@ from paddle_lm.config import (
     ModelConfig,
     TrainConfig,
     apply_preset,
+    check_applies,
     check_fields,
     resume_conflicts,
     resume_data,
@@ -121,6 +122,9 @@ def parse_pretrain(argv=None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
             model = dataclasses.replace(model, dropout=ns.dropout)
         data = resume_data(start, side["data"], data, _given(DataConfig, ns), to="start from it")
     train = _fill(TrainConfig, ns, TrainConfig(**FAMILY_TRAIN_DEFAULTS.get(model.model, {})))
+    whose = f"checkpoint {prefix} (--model {model.model})" if prefix else f"--model {model.model}"
+    for cls in (DataConfig, ModelConfig, TrainConfig):  # a flag the model does not use is an error, not a no-op
+        check_applies(cls, _given(cls, ns), model.model, whose)
     validate_pretrain(data, model, train)
     return data, model, train
 
@@ -130,17 +134,24 @@ def parse_eval(argv=None) -> tuple[EvalConfig, DataConfig, str | None]:
     ns = eval_parser().parse_args(argv)
     cfg, data = _fill(EvalConfig, ns), _fill(DataConfig, ns)
     validate_eval(cfg, data)
+    from paddle_lm.training.checkpoint import read_sidecar, resolve_prefix  # no Paddle import
+
+    prefix = resolve_prefix(cfg.init_from_ckpt)
+    family = read_sidecar(prefix).get("model_config", {}).get("model", "elmo")
+    for cls in (DataConfig, EvalConfig):  # a flag the checkpoint's model does not use is an error
+        check_applies(cls, _given(cls, ns), family, f"checkpoint {prefix} (--model {family})")
     return cfg, data, ns.vocab_file
 
 
 def eval_parser() -> ArgumentParser:
     """run_eval.py's argument parser (parsing only; `parse_eval` validates)."""
     p = ArgumentParser(description="Perplexity of a checkpoint on held-out data.")
-    add_config_args(p, DataConfig, skip=("train_data_path", "vocab_file", "max_characters_per_token",
-                                                  "tokenizer_dir", "subword_vocab_size"))
+    add_config_args(p, DataConfig, none_defaults=True, show_defaults=True,
+                    skip=("train_data_path", "vocab_file", "max_characters_per_token", "tokenizer_dir",
+                          "subword_vocab_size"))
     p.add_argument("--vocab_file", default=None, help="Vocabulary (BERT / GPT-2: tokenizer folder) to check against the "
                    "checkpoint's (default: the copy saved with the checkpoint).")
-    add_config_args(p, EvalConfig)
+    add_config_args(p, EvalConfig, none_defaults=True, show_defaults=True)
     return p
 
 

@@ -16,6 +16,10 @@ DATA_ROOT = os.environ.get("PADDLE_LM_DATA_DIR", "data")
 SAMPLE_ROOT = os.path.join(DATA_ROOT, "sample")
 SAMPLE_LM_DIR = os.path.join(SAMPLE_ROOT, "1-billion-word")
 SAMPLE_POLARITY_DIR = os.path.join(SAMPLE_ROOT, "sentence-polarity-dataset-v1")
+#: Model families by kind; a field's ``families`` metadata names those that use it (`check_applies`).
+TRANSFORMERS = ("bert", "gpt2")
+RNNS = ("elmo", "lstm")
+ELMO = ("elmo",)
 
 
 @dataclass
@@ -32,16 +36,18 @@ class DataConfig:
     )
     vocab_file: str = _f(
         os.path.join(SAMPLE_LM_DIR, "vocab-15w.txt"),
-        "Vocabulary file, one token per line, most frequent first (bilm-tf or vocab-15w.txt style).",
+        "Vocabulary file, one token per line, most frequent first (bilm-tf or vocab-15w.txt style; ELMo, LSTM LM).",
+        families=RNNS,
+        habit=True,
     )
     cache_dir: str = _f("", "Where encoded token shards are cached (default: a .paddle_lm_cache folder beside the shards).")
     max_characters_per_token: int = _f(50, "Characters per token fed to the char-CNN (ELMo), incl. begin/end-of-word.",
-                                   legal=">= 3", hint="room for the begin-of-word mark, a character and the end-of-word mark")
+                                   legal=">= 3", hint="room for the begin-of-word mark, a character and the end-of-word mark", families=ELMO)
     tokenizer_dir: str = _f("", "Subword tokenizer folder: BERT WordPiece (vocab.txt) or GPT-2 byte-level BPE "
                             "(vocab.json, merges.txt); empty = the --init_from_pretrained folder's, else one trained "
-                            "on --train_data_path into {save_dir}/tokenizer on first use.")
+                            "on --train_data_path into {save_dir}/tokenizer on first use.", families=TRANSFORMERS)
     subword_vocab_size: int = _f(8000, "Vocabulary size of the tokenizer trained when --tokenizer_dir is empty "
-                                 "(BERT / GPT-2).", legal=">= 1")
+                                 "(BERT / GPT-2).", legal=">= 1", families=TRANSFORMERS)
 
 
 @dataclass
@@ -50,42 +56,42 @@ class ModelConfig:
     vocab_size: int = _f(0, "Softmax size; filled in from the vocabulary, never set by hand.", cli=False,
                          legal=">= 0", hint="0 = not filled in yet")
     # --- ELMo token encoder (char-CNN + highway + projection)
-    char_embed_dim: int = _f(16, "Character embedding size (ELMo).", legal=">= 1")
+    char_embed_dim: int = _f(16, "Character embedding size (ELMo).", legal=">= 1", families=ELMO)
     filters: list = _f(
         [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]],
         "Char-CNN filters as [[width, count], ...] (ELMo).",
         cli=False,
     )
-    num_highways: int = _f(2, "Highway layers after the char-CNN (ELMo).", legal=">= 0")
-    cnn_activation: str = _f("relu", "Char-CNN activation (ELMo).", choices=("relu", "tanh"))
-    projection_dim: int = _f(512, "Token representation and LSTM output size (ELMo).", legal=">= 1")
+    num_highways: int = _f(2, "Highway layers after the char-CNN (ELMo).", legal=">= 0", families=ELMO)
+    cnn_activation: str = _f("relu", "Char-CNN activation (ELMo).", choices=("relu", "tanh"), families=ELMO)
+    projection_dim: int = _f(512, "Token representation and LSTM output size (ELMo).", legal=">= 1", families=ELMO)
     # --- LSTM stacks (both models)
     cell_size: int = _f(4096, "LSTM cell size; when larger than the output size the output is projected (ELMo).",
-                        legal=">= 1")
+                        legal=">= 1", families=ELMO)
     num_layers: int = _f(2, "LSTM layers per direction.", legal=">= 1")
     cell_clip: float = _f(3.0, "Clip LSTM cell values to [-c, c]; 0 disables (ELMo).", legal=">= 0",
-                         hint="0 disables clipping")
+                         hint="0 disables clipping", families=ELMO)
     proj_clip: float = _f(3.0, "Clip projected LSTM outputs to [-c, c]; 0 disables (ELMo).", legal=">= 0",
-                         hint="0 disables clipping")
-    residual: bool = _f(True, "Residual connections between LSTM layers (from the second layer on).")
+                         hint="0 disables clipping", families=ELMO)
+    residual: bool = _f(True, "Residual connections between LSTM layers (from the second layer on).", families=ELMO)
     dropout: float = _f(0.1, "Dropout on LSTM inputs/outputs.", legal="[0, 1)")
     # --- plain LSTM LM
-    embedding_dim: int = _f(256, "Word embedding size (LSTM LM).", legal=">= 1")
-    hidden_size: int = _f(256, "LSTM hidden size (LSTM LM).", legal=">= 1")
-    tie_weights: bool = _f(False, "Tie input embedding and softmax weights (LSTM LM; needs embedding_dim == hidden_size).")
+    embedding_dim: int = _f(256, "Word embedding size (LSTM LM).", legal=">= 1", families=("lstm",))
+    hidden_size: int = _f(256, "Hidden size (LSTM LM, BERT / GPT-2).", legal=">= 1", families=("lstm", *TRANSFORMERS))
+    tie_weights: bool = _f(False, "Tie input embedding and softmax weights (LSTM LM; needs embedding_dim == hidden_size).", families=("lstm",))
     # --- transformers (BERT / GPT-2 through paddlenlp; hidden_size, num_layers and dropout are shared).
-    num_attention_heads: int = _f(4, "Attention heads (BERT / GPT-2).", legal=">= 1")
-    intermediate_size: int = _f(1024, "Feed-forward inner size (BERT / GPT-2).", legal=">= 1")
+    num_attention_heads: int = _f(4, "Attention heads (BERT / GPT-2).", legal=">= 1", families=TRANSFORMERS)
+    intermediate_size: int = _f(1024, "Feed-forward inner size (BERT / GPT-2).", legal=">= 1", families=TRANSFORMERS)
     max_position_embeddings: int = _f(512, "Longest sequence the position embeddings cover (BERT / GPT-2).",
-                                  legal=">= 1")
+                                  legal=">= 1", families=TRANSFORMERS)
     # Set from a pretrained folder's config.json (paddle_lm.formats.hf), never on the command line.
     hidden_act: str = _f("", "Feed-forward activation (BERT / GPT-2): gelu (exact), gelu_new (tanh approximation), "
                          "relu, silu, tanh; empty = the family's default (BERT gelu, GPT-2 gelu_new).", cli=False,
-                         choices=("", "gelu", "gelu_new", "relu", "silu", "tanh"))
+                         choices=("", "gelu", "gelu_new", "relu", "silu", "tanh"), families=TRANSFORMERS)
     layer_norm_eps: float = _f(0.0, "Layer-norm epsilon (BERT / GPT-2); 0 = the family's default (BERT 1e-12, "
                                "GPT-2 1e-5).", cli=False, legal="[0, 0.001]",
-                               hint="0 = the family's default; Paddle's LayerNorm takes at most 1e-3")
-    type_vocab_size: int = _f(2, "Token-type (segment) embeddings (BERT).", cli=False, legal=">= 1")
+                               hint="0 = the family's default; Paddle's LayerNorm takes at most 1e-3", families=TRANSFORMERS)
+    type_vocab_size: int = _f(2, "Token-type (segment) embeddings (BERT).", cli=False, legal=">= 1", families=("bert",))
 
 
 #: Named architectures. ``elmo-small`` is the CPU default used on the sample data.
@@ -131,7 +137,6 @@ PRESETS.update({
                       max_position_embeddings=128, dropout=0.1),
 })
 DEFAULT_PRESET = {"elmo": "elmo-small", "lstm": "lstm-small", "bert": "bert-tiny", "gpt2": "gpt2-tiny"}
-TRANSFORMERS = ("bert", "gpt2")
 #: Training defaults that differ by family: bilm-tf's Adagrad for the LSTMs (TrainConfig's own defaults), AdamW
 #: with warmup, linear decay and weight decay (bias and norm weights excluded) for the transformers.
 FAMILY_TRAIN_DEFAULTS: dict[str, dict] = {
@@ -148,15 +153,15 @@ class TrainConfig:
     device: str = _f("auto", "Device to train on; auto = the GPU when Paddle has CUDA and one is visible, else "
                      "the CPU.", choices=DEVICES)
     batch_size: int = _f(32, "Rows (sentence streams) per rank per step.", legal=">= 1")
-    unroll_steps: int = _f(20, "Tokens per row per step (truncated BPTT length).", legal=">= 1")
-    block_size: int = _f(128, "Tokens per training block (GPT-2; at most --max_position_embeddings).", legal=">= 1")
+    unroll_steps: int = _f(20, "Tokens per row per step (truncated BPTT length).", legal=">= 1", families=RNNS)
+    block_size: int = _f(128, "Tokens per training block (GPT-2; at most --max_position_embeddings).", legal=">= 1", families=("gpt2",))
     max_seq_len: int = _f(128, "Tokens per packed BERT sequence, [CLS] and [SEP] included (at most "
-                          "--max_position_embeddings).", legal=">= 3", hint="[CLS] token [SEP]")
+                          "--max_position_embeddings).", legal=">= 3", hint="[CLS] token [SEP]", families=("bert",))
     mlm_probability: float = _f(0.15, "Share of tokens selected for masked-LM prediction (BERT; 80% [MASK], 10% "
-                                "random, 10% unchanged).", legal="(0, 1)")
-    whole_word_masking: bool = _f(False, "Mask all WordPiece pieces of a word together (BERT).")
+                                "random, 10% unchanged).", legal="(0, 1)", families=("bert",))
+    whole_word_masking: bool = _f(False, "Mask all WordPiece pieces of a word together (BERT).", families=("bert",))
     init_from_pretrained: str = _f("", "Start from a local save_pretrained folder (BERT / GPT-2 weights, config "
-                                   "and tokenizer) for continued pretraining; nothing is downloaded.")
+                                   "and tokenizer) for continued pretraining; nothing is downloaded.", families=("elmo", *TRANSFORMERS))
     gradient_accumulation_steps: int = _f(1, "Micro-batches whose gradients are summed into one optimizer step.",
                                               legal=">= 1")
     max_steps: int = _f(0, "Stop after this many optimizer steps (0 = run --epochs).", legal=">= 0",
@@ -164,12 +169,12 @@ class TrainConfig:
     epochs: int = _f(1, "Passes over the training data when --max_steps is 0.", legal=">= 1")
     n_negative_samples: int = _f(0, "Train with a sampled softmax over this many negative classes per batch "
                                  "(bilm-tf: 8192); 0 = full softmax. Evaluation always uses the full softmax.",
-                                 legal=">= 0", hint="0 = full softmax")
+                                 legal=">= 0", hint="0 = full softmax", families=RNNS)
     softmax_update: str = _f("auto", "How the sampled softmax's weights learn: rows = only the rows a step "
                              "touched get a gradient and an Adagrad update (O(rows), as in bilm-tf; the same "
                              "math as dense); dense = the full [V, P] gradient every step; auto = rows where "
                              "it applies (--n_negative_samples > 0, --optimizer adagrad, an untied softmax).",
-                             choices=("auto", "rows", "dense"))
+                             choices=("auto", "rows", "dense"), families=RNNS)
     optimizer: str = _f("adagrad", "Optimizer (bilm-tf uses Adagrad).", choices=("adagrad", "adamw"))
     amp: str = _f("off", "Mixed precision: Paddle's O1 autocast in bf16 or fp16 (float32 weights and optimizer "
                   "state; fp16 adds a dynamic loss scaler, saved in checkpoints). A GPU feature: where autocast "
@@ -201,10 +206,11 @@ class EvalConfig:
                              legal="non-empty")
     device: str = _f("auto", "Device to evaluate on (auto: GPU if available).", choices=DEVICES)
     batch_size: int = _f(32, "Rows per step.", legal=">= 1")
-    unroll_steps: int = _f(20, "Tokens per row per step.", legal=">= 1")
+    unroll_steps: int = _f(20, "Tokens per row per step (ELMo, LSTM LM).", legal=">= 1", families=RNNS)
     max_steps: int = _f(0, "Evaluate only this many steps (0 = the whole held-out set).", legal=">= 0",
                         hint="0 = the whole held-out set")
-    seed: int = _f(0, "Seed of the one fixed masking of the held-out data (BERT).", legal=SEED_RANGE)
+    seed: int = _f(0, "Seed of the one fixed masking of the held-out data (BERT).", legal=SEED_RANGE,
+                   families=("bert",))
     json: bool = _f(False, "Print a machine-readable JSON summary as the last line.")
 
 

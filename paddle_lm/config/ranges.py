@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import field, fields
 
 from paddle_lm.errors import UserError
@@ -18,8 +19,10 @@ def _f(default, doc: str, **kw):
     """A dataclass field with a help string (used by args.py).
 
     Keyword metadata: ``choices`` (legal values), ``cli=False`` (no flag), ``legal`` (the legal range, checked by
-    `check_fields`: ">= 1", "> 0", "[0, 1)", "(0, 1]", ... or "non-empty" for a string) and ``hint`` (what a
-    special value means, added to the error).
+    `check_fields`: ">= 1", "> 0", "[0, 1)", "(0, 1]", ... or "non-empty" for a string), ``hint`` (what a
+    special value means, added to the error), ``families`` (the model families that use the field; absent:
+    all of them; checked by `check_applies`) and ``habit`` (for a field with ``families``: command lines carry
+    the flag over from other models out of habit, so `check_applies` notes it instead of refusing the run).
     """
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc, **kw})
@@ -78,3 +81,21 @@ def check_fields(cfg) -> None:
             raise UserError(f"--{f.name} {show_value(value)}: choose one of {', '.join(choices)}")
         if "legal" in f.metadata:
             check_value(f"--{f.name}", value, f.metadata["legal"], f.metadata.get("hint", ""))
+
+
+def check_applies(cls, given, family: str, whose: str) -> None:
+    """One UserError naming every flag in `given` (field names of dataclass `cls` set on the command line) that
+    the model family `family` does not use, e.g. ``--unroll_steps does not apply to checkpoint X (--model
+    bert): --unroll_steps is for elmo, lstm; drop it``; a ``habit`` field gets a one-line note on stderr
+    instead. `whose` names the model ("--model bert", "checkpoint X (--model bert)")."""
+    by_name = {f.name: f for f in fields(cls)}
+    wrong = [n for n in given if family not in by_name[n].metadata.get("families", (family,))]
+    for n in [n for n in wrong if by_name[n].metadata.get("habit")]:
+        print(f"note: --{n} is not used by {whose}: it is for {', '.join(by_name[n].metadata['families'])}; "
+              f"ignored", file=sys.stderr, flush=True)
+        wrong.remove(n)
+    if not wrong:
+        return
+    uses = "; ".join(f"--{n} is for {', '.join(by_name[n].metadata['families'])}" for n in wrong)
+    raise UserError(f"{', '.join('--' + n for n in wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to "
+                    f"{whose}: {uses}; drop {'it' if len(wrong) == 1 else 'them'}")
