@@ -78,6 +78,17 @@ def read_input(path: str) -> bytes:
         return f.read()
 
 
+def read_json(path: str, what: str | None = None, hint: str = ""):
+    """The JSON value in input file `path`, read through `open_input`: a file that cannot be read is
+    ``cannot read PATH: REASON``, one that is not UTF-8 JSON is ``WHAT is not JSON (DETAIL)HINT`` (`what`
+    defaults to the path)."""
+    data = read_input(path)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as e:  # (UnicodeDecodeError is a ValueError)
+        raise UserError(f"{what or path} is not JSON ({str(e)[:160]}){hint}") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
     """``with atomic_path(path) as tmp: writer(tmp)``: for writers that take a file name (gensim, h5py,

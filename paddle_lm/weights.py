@@ -19,6 +19,7 @@ import pickle
 import numpy as np
 
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import read_input, read_json
 
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -49,12 +50,7 @@ def loads_state(data: bytes, path: str) -> dict:
 
 def safe_load(path: str) -> dict:
     """Read a paddle.save'd state dict file as numpy arrays without running any code from it."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    return loads_state(data, path)
+    return loads_state(read_input(path), path)
 
 
 #: the weight files of a pretrained folder (paddlenlp save_pretrained or Hugging Face), in the order looked for
@@ -84,15 +80,11 @@ def folder_weights(directory: str, flag: str = "--init_from_pretrained") -> list
 
 
 def _shards(index: str) -> list[str]:
-    import json
 
+    raw = read_json(index)
     try:
-        with open(index, encoding="utf-8") as f:
-            weight_map = json.load(f)["weight_map"]
-        names = sorted(set(weight_map.values()))
-    except OSError as e:
-        raise UserError(f"cannot read {index}: {e.strerror or e}") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
+        names = sorted(set(raw["weight_map"].values()))
+    except (KeyError, TypeError, AttributeError):
         raise UserError(f"{index} is not a safetensors shard index (a JSON object with a weight_map)") from None
     folder = os.path.dirname(index)
     bad = [n for n in names if not isinstance(n, str) or os.path.basename(n) != n]

@@ -253,7 +253,7 @@ def test_unreadable_files_refused(tmp_path, monkeypatch, imported):
     for options, weights, needle in ((OPTIONS, text, "not a readable HDF5 file"),
                                      (OPTIONS, truncated, "cut.hdf5"),
                                      (text, WEIGHTS, "is not JSON"),
-                                     (tmp_path / "none.json", WEIGHTS, "cannot read --options"),
+                                     (tmp_path / "none.json", WEIGHTS, f"cannot read {tmp_path / 'none.json'}"),
                                      (OPTIONS, tmp_path / "none.hdf5", "does not exist")):
         code, _, err = import_cli(monkeypatch, options, weights, tmp_path / "out")
         assert_one_line_error(code, err, needle)

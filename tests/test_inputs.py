@@ -52,6 +52,32 @@ def test_an_unreadable_input_is_one_line(tmp_path):
         read_input(str(tmp_path / "missing"))
 
 
+def test_json_inputs_go_through_the_one_opener(tmp_path, monkeypatch):
+    """Sidecars, options, HF / tokenizer configs, shard indexes, metrics: `fsio.read_json` (or `read_input`)."""
+    from paddle_lm.formats.hf import read_config
+    from paddle_lm.fsio import read_json
+    from paddle_lm.training.checkpoint import read_sidecar
+
+    folder = tmp_path / "a-folder.json"
+    folder.mkdir()
+    with pytest.raises(UserError, match=f"cannot read {folder}: Is a directory"):
+        read_json(str(folder))
+    (tmp_path / "ck.json").mkdir()
+    with pytest.raises(UserError, match=f"cannot read {tmp_path / 'ck.json'}: Is a directory"):
+        read_sidecar(str(tmp_path / "ck"))
+    (tmp_path / "bad.json").write_bytes(b"{not json")
+    with pytest.raises(UserError, match="checkpoint sidecar .*bad.json is not JSON"):
+        read_sidecar(str(tmp_path / "bad"))
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_bytes(BOM + b'{"model_type": "gpt2"}')
+    assert read_config(str(hf)) == {"model_type": "gpt2"}  # a byte-order mark is skipped
+    code, _, err = run_inproc("paddle_lm", ["plot", "--metrics", str(folder), "--output", str(tmp_path / "p.png")],
+                              monkeypatch)
+    assert_one_line_error(code, err, f"cannot read {folder}")
+    assert not (tmp_path / "p.png").exists()
+
+
 def test_embed_input_that_is_a_folder(tmp_path, elmo_ckpt, monkeypatch):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from paddle_lm.data.vocab import expand_glob, read_lines
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_write_text
+from paddle_lm.fsio import atomic_write_text, read_input, read_json
 
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 GPT2_EOS = "<|endoftext|>"
@@ -174,11 +174,7 @@ def read_tokenizer_config(directory: str) -> dict[str, Any]:
     path = os.path.join(directory, CONFIG_FILE)
     if not os.path.isfile(path):
         return {}
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+    return read_json(path)
 
 
 def tokenizer_identity(directory: str) -> str:
@@ -186,8 +182,7 @@ def tokenizer_identity(directory: str) -> str:
     kind = detect_kind(directory)
     h = hashlib.sha256(kind.encode())
     for path in _check_files(kind, directory):
-        with open(path, "rb") as f:
-            h.update(os.path.basename(path).encode() + b"\0" + f.read())
+        h.update(os.path.basename(path).encode() + b"\0" + read_input(path))
     if kind == "bert":
         h.update(b"lowercase=%d" % bool(read_tokenizer_config(directory).get("do_lower_case", True)))
     return h.hexdigest()[:16]

@@ -26,7 +26,7 @@ from paddle_lm.data.vocab import read_lines
 from paddle_lm.device import set_device
 from paddle_lm.downstream.embedder import ELMoEmbedder, iter_encoded, validate_sentences
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_path, atomic_write_text, move_files, tmp_name
+from paddle_lm.fsio import atomic_path, atomic_write_text, move_files, read_json, tmp_name
 from paddle_lm.training import checkpoint as ckpt
 from paddle_lm.weights import safe_load
 
@@ -103,8 +103,7 @@ class ExportedELMo:
         if not os.path.isfile(meta_path):
             raise UserError(f"{prefix!r} is not an exported paddle-lm ELMo (no {meta_path}); "
                             f"create it with `python -m paddle_lm export`")
-        with open(meta_path, encoding="utf-8") as f:
-            self.meta = json.load(f)
+        self.meta = read_json(meta_path)
         if self.meta.get("format") != EXPORT_FORMAT:
             raise UserError(f"{meta_path} has format {self.meta.get('format')!r}, expected {EXPORT_FORMAT!r}")
         set_device(device)

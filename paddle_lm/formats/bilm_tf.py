@@ -27,6 +27,7 @@ import numpy as np
 from paddle_lm.config import ModelConfig, min_chars_per_token
 from paddle_lm.data.chars import BOS_CHAR, BOW_CHAR, CHAR_VOCAB_SIZE, EOS_CHAR, EOW_CHAR, PAD_CHAR
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import read_json
 
 FORGET_BIAS = 1.0  # what TF's LSTMCell adds to the forget gate at run time
 #: Keys of a bilm-tf options file that describe how the model was trained, not the function it computes: kept
@@ -69,13 +70,7 @@ def _number(value, what: str, path: str, *, minimum: float = 1, integer: bool = 
 
 def read_options(path: str) -> dict:
     """The JSON object of a bilm-tf options file (one line on anything else)."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            opts = json.load(f)
-    except OSError as e:
-        raise UserError(f"cannot read --options {path}: {e.strerror or e}") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"--options {path} is not JSON ({e}); pass bilm-tf's options.json") from None
+    opts = read_json(path, f"--options {path}", "; pass bilm-tf's options.json")
     if not isinstance(opts, dict):
         raise UserError(f"--options {path} is not bilm-tf options (a JSON {type(opts).__name__}, not an object)")
     return opts

@@ -24,6 +24,7 @@ import numpy as np
 
 from paddle_lm.config import ModelConfig
 from paddle_lm.errors import UserError
+from paddle_lm.fsio import read_json
 
 #: transformers architectures written by `export_hf`
 ARCHITECTURES = {"bert": "BertForMaskedLM", "gpt2": "GPT2LMHeadModel"}
@@ -81,14 +82,7 @@ def is_hf_folder(directory: str, flag: str = "--init_from_pretrained") -> bool:
 
 
 def read_config(directory: str, flag: str = "--init_from_pretrained") -> dict:
-    path = os.path.join(directory, "config.json")
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            raw = json.load(f)
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    except ValueError as e:
-        raise UserError(f"{flag} {directory!r}: config.json is not JSON ({e})") from None
+    raw = read_json(os.path.join(directory, "config.json"), f"{flag} {directory!r}: config.json")
     if not isinstance(raw, dict):
         raise UserError(f"{flag} {directory!r}: config.json is not a JSON object")
     return raw

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import pickle
 import re
@@ -29,7 +28,7 @@ import threading
 import numpy as np
 
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import atomic_write, atomic_write_json, fsync_dir, remove_leftovers
+from paddle_lm.fsio import atomic_write, atomic_write_json, fsync_dir, read_json, remove_leftovers
 from paddle_lm.weights import loads_state
 
 FORMAT = "paddle-lm-checkpoint/2"
@@ -153,9 +152,8 @@ def _remove(path: str) -> None:
 def _committed_files(prefix: str) -> list[str]:
     """File names the committed sidecar of `prefix` lists (canonical names for format /1), or []."""
     try:
-        with open(prefix + ".json", encoding="utf-8") as f:
-            side = json.load(f)
-    except (OSError, ValueError):
+        side = read_json(prefix + ".json")
+    except UserError:
         return []
     return _listed(os.path.basename(prefix), side)
 
@@ -235,11 +233,7 @@ def list_checkpoints(folder: str) -> list[str]:
 
 
 def read_sidecar(prefix: str) -> dict:
-    try:
-        with open(prefix + ".json", encoding="utf-8") as f:
-            side = json.load(f)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{prefix}.json is not a readable checkpoint sidecar ({e})") from None
+    side = read_json(prefix + ".json", f"checkpoint sidecar {prefix}.json")
     if not isinstance(side, dict) or side.get("format") not in READABLE:
         raise UserError(f"{prefix}.json is not a paddle-lm checkpoint "
                         f"(format {side.get('format') if isinstance(side, dict) else None!r})")

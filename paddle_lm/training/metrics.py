@@ -13,7 +13,7 @@ from paddle_lm.errors import UserError
 METRICS_FILE = "metrics.jsonl"
 VDL_DIR = "vdl"
 SCALARS = ("loss", "ppl", "lr", "grad_norm", "tokens_per_s")
-from paddle_lm.fsio import atomic_path, atomic_write_text, json_line, os_error
+from paddle_lm.fsio import atomic_path, atomic_write_text, json_line, os_error, read_input
 
 
 class MetricsLog:
@@ -84,16 +84,15 @@ class LearningWatch:
 
 
 def read_metrics(path: str) -> list[dict]:
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise UserError(f"{path} does not exist; train with --save_dir first")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for no, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    raise UserError(f"{path}:{no} is not a JSON line") from None
+    for no, line in enumerate(read_input(path).split(b"\n"), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # (undecodable bytes included)
+                raise UserError(f"{path}:{no} is not a JSON line") from None
     return rows
 
 
