@@ -222,9 +222,10 @@ def generate(model: nn.Layer, input_ids: np.ndarray | Sequence[int], *, max_leng
             while seqs.shape[1] < max_length and not done.all():
                 ids = paddle.to_tensor(seqs)  # [N, t]
                 if cached:  # the prompt once, then only the token the last step added
-                    fresh = ids if cache is None else ids[:, -1:]  # [N, t] or [N, 1]
-                    logits, cache = decode(fresh, cache)
-                    logits = logits[:, -1, :]  # [N, V] the next-token logits
+                    if cache is None:
+                        cache = model.new_cache(num_return_sequences, max_length)
+                    fresh = ids if cache.length == 0 else ids[:, -1:]  # [N, t] or [N, 1]
+                    logits = decode(fresh, cache)  # [N, V] the next-token logits
                 else:
                     logits = causal_logits(model, ids)[:, -1, :]  # [N, V]
                 logits = process_logits(logits, ids, temperature=temperature, top_k=top_k, top_p=top_p,

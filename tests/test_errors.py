@@ -84,6 +84,28 @@ def test_resume_with_other_geometry(tiny_corpus, trained, monkeypatch):
     assert_one_line_error(*run_inproc("run_pretrain.py", argv, monkeypatch)[::2], "batch_size was 4, now 3")
 
 
+def test_resume_refuses_the_weights_of_another_model(tiny_corpus, trained, tmp_path, monkeypatch):
+    """A checkpoint whose .pdparams belongs to another model, with its sidecar's size and checksum made to match,
+    is refused with one line naming a mis-shaped weight (it used to resume silently from fresh weights)."""
+    import hashlib
+    import json
+    import shutil
+
+    other = train_tiny(tiny_corpus, str(tmp_path / "other"), preset="lstm-tiny")
+    run = str(tmp_path / "run")
+    shutil.copytree(trained, run)
+    shutil.copy(os.path.join(other, "final.pdparams"), os.path.join(run, "1.pdparams"))
+    with open(os.path.join(run, "1.json")) as f:
+        side = json.load(f)
+    with open(os.path.join(run, "1.pdparams"), "rb") as f:
+        data = f.read()
+    side["files"][".pdparams"].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    with open(os.path.join(run, "1.json"), "w") as f:
+        json.dump(side, f)
+    argv = _pretrain(tiny_corpus, "--save_dir", run, "--init_from_ckpt", os.path.join(run, "1"), "--max_steps", "2")
+    assert_one_line_error(*run_inproc("run_pretrain.py", argv, monkeypatch)[::2], "1.pdparams")
+
+
 def test_unknown_preset_and_bad_flags(tiny_corpus, tmp_path, monkeypatch):
     argv = _pretrain(tiny_corpus, "--save_dir", str(tmp_path / "s"), "--preset", "elmo-huge")
     assert_one_line_error(*run_inproc("run_pretrain.py", argv, monkeypatch)[::2], "elmo-huge")

@@ -226,8 +226,8 @@ def test_tiny_gpt2_generation(tiny_gpt):
 
 
 def test_key_value_cache_gives_the_tokens_of_the_full_recompute():
-    """The project's GPT-2 decodes with paddlenlp's cache (prompt once, then one token per step); the same model
-    without `decode` re-runs the whole prefix. Greedy and seeded sampled tokens are the same."""
+    """The project's GPT-2 decodes with its preallocated key/value cache (prompt once, then one token per step);
+    the same model without `decode` re-runs the whole prefix. Greedy and seeded sampled tokens are the same."""
     import dataclasses
 
     from paddle_lm.config import apply_preset
@@ -246,7 +246,7 @@ def test_key_value_cache_gives_the_tokens_of_the_full_recompute():
 
     calls = []
     decode = model.decode
-    model.decode = lambda ids, cache=None: calls.append(ids.shape[1]) or decode(ids, cache)
+    model.decode = lambda ids, cache: calls.append(ids.shape[1]) or decode(ids, cache)
     prompt = [3, 14, 15, 9]
     for kw in (dict(greedy=True), dict(num_return_sequences=3, top_k=8, top_p=0.9, temperature=0.9,
                                        repetition_penalty=1.3, seed=5)):
@@ -254,3 +254,28 @@ def test_key_value_cache_gives_the_tokens_of_the_full_recompute():
         cached = generate(model, prompt, max_length=20, **kw)
         assert calls == [4] + [1] * 15  # the prompt, then one new token per step
         assert cached == generate(Uncached(model), prompt, max_length=20, max_positions=64, **kw)
+
+
+@pytest.mark.parametrize("act", ["gelu_new", "relu"])
+def test_cached_logits_equal_paddlenlp_forward(act):
+    """`decode` (kv_cache.decode_step) computes paddlenlp's GPT: the prompt's and each step's next-token logits
+    equal the full forward pass's at that position, for two rows, with the model's activation and LayerNorms."""
+    import dataclasses
+
+    from paddle_lm.config import apply_preset
+    from paddle_lm.models.transformer_lm import TransformerLM
+
+    paddle.seed(1)
+    cfg = dataclasses.replace(apply_preset("gpt2", "gpt2-tiny"), vocab_size=70, hidden_act=act, layer_norm_eps=1e-4)
+    model = TransformerLM(cfg)
+    model.eval()
+    ids = paddle.to_tensor(np.random.default_rng(0).integers(0, 70, size=(2, 12)))  # [2, 12]
+    with paddle.no_grad():
+        full = model.logits(ids).numpy()  # [2, 12, V]
+        cache = model.new_cache(2, 12)
+        got = [model.decode(ids[:, :5], cache).numpy()]  # the prompt: 5 tokens
+        got += [model.decode(ids[:, i:i + 1], cache).numpy() for i in range(5, 12)]
+    assert cache.length == 12
+    np.testing.assert_allclose(np.stack(got, axis=1), full[:, 4:], atol=2e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="holds 12 positions"):
+        model.decode(ids[:, :1], cache)

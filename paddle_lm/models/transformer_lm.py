@@ -201,13 +201,20 @@ class TransformerLM(nn.Layer):
             out = self.net(input_ids)  # causal attention; packed blocks have no padding
         return out[0] if isinstance(out, (tuple, list)) else out
 
-    def decode(self, input_ids, cache=None):
-        """GPT-2 with a key/value cache: ``(logits [B, t, V], cache)`` of ``input_ids [B, t]``, the tokens that
-        follow those ``cache`` holds (None = none yet; positions continue from the cache's length)."""
+    def new_cache(self, rows: int, max_len: int):
+        """An empty key/value cache for `rows` sequences of up to `max_len` tokens (`decode`)."""
         if self.kind != "gpt2":
-            raise ValueError("decode() needs a causal LM (GPT-2)")
-        out = self.net(input_ids, use_cache=True, past_key_values=cache, return_dict=True)
-        return out.logits, out.past_key_values
+            raise ValueError("a key/value cache needs a causal LM (GPT-2)")
+        from paddle_lm.models.kv_cache import KVCache
+
+        return KVCache(self.net, rows, max_len)
+
+    def decode(self, input_ids, cache):
+        """GPT-2 next-token logits ``[B, V]`` after ``input_ids [B, t]``, the tokens that follow those the
+        `new_cache` cache holds (the whole prompt first, then one token per step); they join the cache."""
+        from paddle_lm.models.kv_cache import decode_step
+
+        return decode_step(self.net, input_ids, cache)
 
     def forward(self, batch: dict, state=None):
         logits = self.logits(batch["input_ids"], batch.get("attention_mask"))  # [B, L, V]
