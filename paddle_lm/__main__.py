@@ -20,7 +20,7 @@ import os
 from paddle_lm.cli import ArgumentParser, quiet_startup, run_main
 from paddle_lm.config import DEVICES, GenerateConfig, validate_embed, validate_generate
 from paddle_lm.errors import UserError
-from paddle_lm.fsio import json_line, refuse_existing
+from paddle_lm.fsio import json_line
 
 #: The files `export` writes at its prefix (paddle.jit.save's program and weights, then paddle-lm's metadata).
 EXPORT_SUFFIXES = (".json", ".pdmodel", ".pdiparams", ".pdiparams.info", ".embedder-meta")
@@ -189,12 +189,11 @@ def run_command(args: argparse.Namespace) -> None:
 
 def check_args(args: argparse.Namespace) -> tuple[list[str], str | None] | None:
     """Every flag of `args.command` checked before anything is loaded (no Paddle yet): numbers against their
-    ranges (paddle_lm.config), outputs that would replace existing files against --overwrite. Returns what the
-    command writes (paths, the --output shown in messages), or None for a command that writes nothing."""
-    if args.command in ("plot", "embed"):
-        if args.command == "embed":
-            validate_embed(args.batch_size)
-        refuse_existing(args.output, "--output", args.overwrite)
+    ranges (paddle_lm.config), outputs that cannot be written. Returns what the command writes (paths, the
+    --output shown in messages; `main` claims them, refusing existing ones without --overwrite), or None for a
+    command that writes nothing."""
+    if args.command == "embed":
+        validate_embed(args.batch_size)
     elif args.command == "export":
         from paddle_lm.training.checkpoint import is_checkpoint  # no Paddle import
 
@@ -202,13 +201,10 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], str | None] | None:
             example = os.path.join(os.path.dirname(args.output) or ".", "exported", "elmo")
             raise UserError(f"--output {args.output!r} is a training checkpoint prefix; export to another prefix, "
                             f"e.g. {example}")
-        refuse_existing([args.output + suffix for suffix in EXPORT_SUFFIXES], "--output", args.overwrite,
-                        shown=args.output)
         return [args.output + suffix for suffix in EXPORT_SUFFIXES], args.output
     elif args.command == "save_pretrained":
         if os.path.lexists(args.output) and not os.path.isdir(args.output):
             raise UserError(f"--output {args.output!r} exists and is not a folder; pick another folder")
-        refuse_existing(args.output, "--output", args.overwrite)
     elif args.command in ("generate", "fill-mask"):
         from paddle_lm.pretrained import check_source
 
@@ -222,7 +218,6 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], str | None] | None:
         from paddle_lm.training.checkpoint import SUFFIXES  # no Paddle import
 
         check_import_output(args.output, args.overwrite)
-
         return [args.output + suffix for suffix in SUFFIXES], args.output
     elif args.command == "export-elmo":
         from paddle_lm.formats.elmo_files import check_export_output

@@ -80,7 +80,6 @@ def folder_weights(directory: str, flag: str = "--init_from_pretrained") -> list
 
 
 def _shards(index: str) -> list[str]:
-
     raw = read_json(index)
     try:
         names = sorted(set(raw["weight_map"].values()))

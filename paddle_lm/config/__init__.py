@@ -1,7 +1,7 @@
 """Typed configuration: the single source of truth for every flag, preset and checkpoint sidecar.
 
 `ranges` (field metadata and range checks), `pretrain` (data / model / train / eval configs, presets,
-their validation), `downstream` (finetune, generate, embed, prep); everything is importable from here.
+their validation), `resume` (flags against a resumed checkpoint), `downstream` (finetune, generate, embed, prep); everything is importable from here.
 
 `args.py` builds the command line from these dataclasses (field name = flag name, the first line of
 each field's ``doc`` metadata = help text). Validation lives here too (the ``validate_*`` functions,
@@ -29,7 +29,6 @@ from paddle_lm.config.pretrain import (
     MIN_CHARS,
     MIN_SUBWORD_VOCAB,
     PRESETS,
-    RESUME_DATA_KEYS,
     SAMPLE_LM_DIR,
     SAMPLE_POLARITY_DIR,
     SAMPLE_ROOT,
@@ -43,8 +42,6 @@ from paddle_lm.config.pretrain import (
     config_to_dict,
     min_chars_per_token,
     model_config_from_dict,
-    resume_conflicts,
-    resume_data,
     rowwise_softmax,
     seq_len_flag,
     validate_data,
@@ -63,6 +60,7 @@ from paddle_lm.config.ranges import (
     show_value,
     within,
 )
+from paddle_lm.config.resume import RESUME_DATA_KEYS, resume_conflicts, resume_data
 
 __all__ = [
     "DATA_ROOT",

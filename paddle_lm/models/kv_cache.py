@@ -38,15 +38,21 @@ class KVCache:
                              paddle.concat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias])))
 
 
-def _attend(q: paddle.Tensor, keys: paddle.Tensor, values: paddle.Tensor, start: int) -> paddle.Tensor:
-    """``q [N, H, t, D]`` over cached ``keys`` / ``values [N, H, start + t, D]``; position ``start + i`` of
-    the queries sees positions ``0..start + i``. Returns ``[N, H, t, D]``."""
-    t, total = q.shape[2], keys.shape[2]
+def _causal_mask(start: int, t: int, dtype) -> paddle.Tensor | None:
+    """``[t, start + t]``: 0 where query ``start + i`` may see the key, -inf after it; None for one token."""
+    if t == 1:
+        return None
+    rows = paddle.arange(start, start + t).unsqueeze(1)  # [t, 1]
+    cols = paddle.arange(start + t).unsqueeze(0)  # [1, start+t]
+    return paddle.where(cols <= rows, 0.0, float("-inf")).astype(dtype)  # [t, start+t]
+
+
+def _attend(q: paddle.Tensor, keys: paddle.Tensor, values: paddle.Tensor, mask: paddle.Tensor | None) -> paddle.Tensor:
+    """``q [N, H, t, D]`` over cached ``keys`` / ``values [N, H, start + t, D]`` under `_causal_mask`.
+    Returns ``[N, H, t, D]``."""
     scores = paddle.matmul(q, keys, transpose_y=True) * (1.0 / math.sqrt(q.shape[-1]))  # [N, H, t, start+t]
-    if t > 1:  # the prompt: causal within the new tokens
-        rows = paddle.arange(start, start + t).unsqueeze(1)  # [t, 1]
-        cols = paddle.arange(total).unsqueeze(0)  # [1, start+t]
-        scores = scores + paddle.where(cols <= rows, 0.0, float("-inf")).astype(scores.dtype)  # [t, start+t]
+    if mask is not None:
+        scores = scores + mask
     return paddle.matmul(F.softmax(scores, axis=-1), values)  # [N, H, t, D]
 
 
@@ -60,7 +66,7 @@ def decode_step(net, input_ids: paddle.Tensor, cache: KVCache) -> paddle.Tensor:
         raise ValueError(f"the cache holds {cache.max_len} positions; {start + t} asked for")
     positions = paddle.arange(start, start + t)  # [t]
     x = gpt.embeddings.word_embeddings(input_ids) + gpt.embeddings.position_embeddings(positions)  # [N, t, E]
-    e = x.shape[-1]
+    e, mask = x.shape[-1], _causal_mask(start, t, x.dtype)
     for i, layer in enumerate(gpt.decoder.layers):
         w, b = cache.qkv[i]
         qkv = F.linear(layer.norm1(x), w, b)  # [N, t, 3E]
@@ -68,7 +74,7 @@ def decode_step(net, input_ids: paddle.Tensor, cache: KVCache) -> paddle.Tensor:
         q, k, v = qkv[0], qkv[1], qkv[2]  # each [N, H, t, D]
         cache.keys[i][:, :, start:start + t] = k
         cache.values[i][:, :, start:start + t] = v
-        ctx = _attend(q, cache.keys[i][:, :, :start + t], cache.values[i][:, :, :start + t], start)  # [N,H,t,D]
+        ctx = _attend(q, cache.keys[i][:, :, :start + t], cache.values[i][:, :, :start + t], mask)  # [N,H,t,D]
         ctx = ctx.transpose([0, 2, 1, 3]).reshape([n, t, e])  # [N, t, E]
         x = x + layer.self_attn.out_proj(ctx)  # [N, t, E]
         x = x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))  # [N, t, E]

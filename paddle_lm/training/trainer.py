@@ -81,7 +81,7 @@ class Trainer:
             raise UserError(f"--init_from_ckpt {resume} is an ELMo encoder without training state "
                             f"({ckpt.describe_source(side)}); start a run from it with --init_from_pretrained {resume}")
         dist.init(self.world)
-        guard_startup()  # again: Paddle's import (and its start-up) replaced the handler
+        guard_startup()  # again, in case Paddle's distributed start-up replaced the handler
         self.writer, self.prefetch = ckpt.BackgroundWriter(), None
         self.lock = claim_save_dir(cfg, resume, self.rank, self.world)  # held until close()
         try:
