@@ -57,6 +57,30 @@ def close(a, b, atol=1e-5):
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=atol, rtol=1e-5)
 
 
+@pytest.mark.parametrize("longest", [3, 20, C])
+def test_char_cnn_without_backward_equals_the_training_path(longest):
+    """The gradient-free char-CNN (position-major window matmul, running max, the columns after every row's final
+    run of one id trimmed) gives the training path's values (Conv1D + max_pool2d over all C columns): words of
+    every length up to ``longest`` characters, a missing-token row (all 0), the widest filter's edge, and a row
+    that fills all C columns (nothing trimmed)."""
+    from paddle_lm.data.chars import sentences_char_ids
+    from paddle_lm.models.layers import _trim_tail
+
+    rng = np.random.default_rng(longest)
+    words = ["".join(chr(97 + int(k)) for k in rng.integers(0, 26, n)) for n in range(1, longest + 1)]
+    ids, _ = sentences_char_ids([words, words[:2]], C)  # [2, longest, C], row 1 padded with missing tokens
+    rows = paddle.to_tensor(ids.reshape(-1, C))  # [N, C]
+    model = make_model("elmo-tiny", filters=[[1, 4], [3, 4], [7, 8]])
+    encoder = model.token_encoder
+    encoder.char_embedding.weight.set_value(paddle.randn(encoder.char_embedding.weight.shape))  # no zero rows
+    kept = _trim_tail(rows, encoder.widest).shape[1]
+    assert kept == min(C, longest + 2 + encoder.widest)  # BOW, the word, EOW, then the widest filter
+    with paddle.no_grad():
+        fast = encoder.encode_rows(rows).numpy()
+    reference = encoder.encode_rows(rows).numpy()  # gradients recorded: the training path
+    np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("preset", ["elmo-tiny", "lstm-tiny"])
 def test_shapes_and_initial_loss(preset):
     model = make_model(preset)
