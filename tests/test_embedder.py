@@ -92,6 +92,42 @@ def test_padding_invariance_and_order(emb, ckpts, capsys):
     assert "embedding" in capsys.readouterr().err
 
 
+def test_token_cache_gives_the_same_vectors(ckpts):
+    """The per-call char-CNN cache (TokenCache) gives the uncached vectors: with room for every token, for 20
+    (the second batch's new tokens do not fit: it starts over) and for 8 (a batch alone holds more: encoded
+    directly); weights changed between two calls are not served from the first call's cache."""
+    from paddle_lm.data.chars import distinct_rows
+    from paddle_lm.downstream.embedder import TokenCache
+
+    plain = ELMoEmbedder(ckpts["elmo"], batch_size=2, progress=False, token_cache_mib=0)
+    assert plain.token_cache_rows == 0
+    expected = plain.encode(SENTS)
+    for rows in (None, 20, 8):
+        mib = 64 if rows is None else rows * 4 * plain.projection_dim / 2**20
+        cached = ELMoEmbedder(ckpts["elmo"], batch_size=2, progress=False, token_cache_mib=mib)
+        assert cached.token_cache_rows == (rows or 2**20)
+        for got, want in zip(cached.encode(SENTS), expected):
+            np.testing.assert_allclose(got, want, atol=1e-6)
+    cache = TokenCache(plain.model.token_encoder, 20)
+    batches = [sentences_char_ids([[BOS, *SENTS[i], EOS] for i in idx], 50)[0] for idx in ((2, 0), (4, 1))]
+    with paddle.no_grad():
+        sizes = [(len(distinct_rows(ids)[0]), cache(distinct_rows(ids)[0]).shape[0], len(cache.slots))
+                 for ids in batches]
+    assert sizes[0][0] == sizes[0][1] == sizes[0][2] and sizes[1][0] == sizes[1][1] == sizes[1][2] < 20  # over
+    cached = ELMoEmbedder(ckpts["elmo"], batch_size=2, progress=False)  # room for every token
+    weight = cached.model.token_encoder.projection.weight
+    before = cached.encode(SENTS)
+    weight.set_value(weight.numpy() * 2)
+    after = cached.encode(SENTS)
+    assert not np.allclose(after[0][0], before[0][0], atol=1e-3)
+    cached.token_cache_rows = 0
+    for got, want in zip(after, cached.encode(SENTS)):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    for bad in (-1, "64", float("nan")):
+        with pytest.raises(UserError, match="token_cache_mib"):
+            ELMoEmbedder(ckpts["elmo"], progress=False, token_cache_mib=bad)
+
+
 @pytest.mark.parametrize("bad, needle", [
     ([["a", "b"], []], "sentence 1 is empty"),
     ([["a"], "the cat ."], "sentence 1 is a string"),

@@ -101,7 +101,7 @@ class ELMo(nn.Layer):
         """Zero state for ``batch_size`` rows (flat list, forward direction first)."""
         return self.forward_lstm.initial_state(batch_size) + self.backward_lstm.initial_state(batch_size)
 
-    def encode(self, char_ids, mask=None, state=None, distinct=None, keep_state: bool = True):
+    def encode(self, char_ids, mask=None, state=None, distinct=None, keep_state: bool = True, tokens=None):
         """Contextual representations of every layer.
 
         ``char_ids`` int ``[B, T, C]``; ``mask`` ``[B, T]`` (1 = real token, sentences right-padded) or
@@ -114,7 +114,9 @@ class ELMo(nn.Layer):
         ``(unique [U, C], inverse [B*T])`` of these ``char_ids`` (``data.chars.distinct_rows``), to run the
         char-CNN once per distinct token (same values, less work); see ``CharCNNEncoder.forward``.
         ``keep_state=False``: the caller discards the new state (a zero-start embedder), so the LSTMs skip the
-        per-row length bookkeeping (same layers, ~15% less LSTM time) and ``new_state`` is None.
+        per-row length bookkeeping (same layers, ~15% less LSTM time) and ``new_state`` is None. ``tokens``
+        ``[B, T, P]``: the char-CNN's encodings of ``char_ids``, already computed (the embedder's per-call cache);
+        the char-CNN is then not run.
         """
         n = 2 * self.num_layers
         if state is None:
@@ -122,7 +124,7 @@ class ELMo(nn.Layer):
         elif len(state) != 2 * n:
             raise ValueError(f"ELMo state must be a list of {2 * n} tensors, got {len(state)}")
         lengths = None if mask is None else mask.astype("float32").sum(axis=1).round().astype("int64")  # [B]
-        x = self.token_encoder(char_ids, distinct)  # [B, T, P]
+        x = self.token_encoder(char_ids, distinct) if tokens is None else tokens  # [B, T, P]
         held = lengths if keep_state else None  # padding sits after each row's last real step in both directions
         fw_outputs, fw_state = self.forward_lstm(x, state[:n], held)  # L x [B, T, P]
         bw_outputs, bw_state = self.backward_lstm(reverse_padded(x, lengths), state[n:], held)  # L x [B, T, P]
