@@ -47,10 +47,10 @@ class LSTMStack(nn.Layer):
             state.extend(layer.initial_state(batch_size))
         return state
 
-    def forward(self, x, state: list, lengths=None):
+    def forward(self, x, state: list, lengths=None, keep_state: bool = True):
         outputs, new_state = [], []
         for i, layer in enumerate(self.layers):
-            out, (h, c) = layer(self.dropout(x), (state[2 * i], state[2 * i + 1]), lengths)  # [B, T, P]
+            out, (h, c) = layer(self.dropout(x), (state[2 * i], state[2 * i + 1]), lengths, keep_state)  # [B, T, P]
             if self.residual and i > 0:
                 out = out + x  # [B, T, P]
             outputs.append(out)
@@ -114,7 +114,9 @@ class ELMo(nn.Layer):
         ``(unique [U, C], inverse [B*T])`` of these ``char_ids`` (``data.chars.distinct_rows``), to run the
         char-CNN once per distinct token (same values, less work); see ``CharCNNEncoder.forward``.
         ``keep_state=False``: the caller discards the new state (a zero-start embedder), so the LSTMs skip the
-        per-row length bookkeeping (same layers, ~15% less LSTM time) and ``new_state`` is None. ``tokens``
+        per-row length bookkeeping (same layers, ~15% less LSTM time) and ``new_state`` is None. Rows sorted
+        longest first (the embedder's batches) need no bookkeeping either way: each row leaves the LSTMs'
+        products once it ends (``ProjectedLSTM``, eager). ``tokens``
         ``[B, T, P]``: the char-CNN's encodings of ``char_ids``, already computed (the embedder's per-call cache);
         the char-CNN is then not run.
         """
@@ -125,9 +127,9 @@ class ELMo(nn.Layer):
             raise ValueError(f"ELMo state must be a list of {2 * n} tensors, got {len(state)}")
         lengths = None if mask is None else mask.astype("float32").sum(axis=1).round().astype("int64")  # [B]
         x = self.token_encoder(char_ids, distinct) if tokens is None else tokens  # [B, T, P]
-        held = lengths if keep_state else None  # padding sits after each row's last real step in both directions
-        fw_outputs, fw_state = self.forward_lstm(x, state[:n], held)  # L x [B, T, P]
-        bw_outputs, bw_state = self.backward_lstm(reverse_padded(x, lengths), state[n:], held)  # L x [B, T, P]
+        # padding sits after each row's last real step in both directions
+        fw_outputs, fw_state = self.forward_lstm(x, state[:n], lengths, keep_state)  # L x [B, T, P]
+        bw_outputs, bw_state = self.backward_lstm(reverse_padded(x, lengths), state[n:], lengths, keep_state)
         layers = [paddle.concat([x, x], axis=-1)]  # [B, T, 2P]
         for fw, bw in zip(fw_outputs, bw_outputs):
             layers.append(paddle.concat([fw, reverse_padded(bw, lengths)], axis=-1))  # [B, T, 2P]

@@ -156,10 +156,13 @@ class ProjectedLSTM(nn.Layer):
     - ``"auto"`` (default): ``"fused"`` when nothing is clipped and there is no projection, else
       ``"loop"`` (measured faster than ``nn.LSTM``'s own loop with a projection; see bench/bench_lstm.py).
 
-    ``forward(x [B, T, I], state=(h [B, P], c [B, H]) | None, lengths=None) -> (out [B, T, P], (h, c))``.
-    ``lengths`` int64 ``[B]`` (right-padded rows): row b's ``(h, c)`` stop changing after its first
+    ``forward(x [B, T, I], state=(h [B, P], c [B, H]) | None, lengths=None, keep_state=True) -> (out [B, T, P],
+    (h, c))``. ``lengths`` int64 ``[B]`` (right-padded rows): row b's ``(h, c)`` stop changing after its first
     ``lengths[b]`` steps, so the returned state is the one at each row's last real step (what running each row
     alone gives; bilm-tf's ``dynamic_rnn(sequence_length=...)``); outputs at padded steps are unspecified.
+    ``keep_state=False``: the caller discards the returned state, so unsorted rows skip that bookkeeping (the
+    state is then the one after the padding). In eager mode, rows sorted longest first (``lengths``
+    non-increasing) always stop at their length: the step loop drops each row from its products once it ends.
     """
 
     def __init__(self, input_size: int, hidden_size: int, proj_size: int = 0, cell_clip: float = 0.0,
@@ -194,17 +197,18 @@ class ProjectedLSTM(nn.Layer):
     def initial_state(self, batch_size: int):
         return (paddle.zeros([batch_size, self.output_size]), paddle.zeros([batch_size, self.hidden_size]))
 
-    def forward(self, x, state=None, lengths=None):
+    def forward(self, x, state=None, lengths=None, keep_state: bool = True):
         if state is None:
             state = self.initial_state(x.shape[0])
         h, c = state
         if self.fused:
             # [B, T, P], [1, B, P], [1, B, H]
-            out, (h_n, c_n) = self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)), sequence_length=lengths)
+            held = lengths if keep_state else None
+            out, (h_n, c_n) = self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)), sequence_length=held)
             return out, (h_n.squeeze(0), c_n.squeeze(0))
-        return self._step_loop(x, h, c, lengths)
+        return self._step_loop(x, h, c, lengths, keep_state)
 
-    def _step_loop(self, x, h, c, lengths=None):
+    def _step_loop(self, x, h, c, lengths=None, keep_state: bool = True):
         cell = self.lstm[0].cell
         # Time-major from the start (transposing x [B, T, I] is cheap, transposing the gates [B, T, 4H] is not),
         # and the bias added in place: out of place, that add cost ~80 ms of a ~650 ms elmo-original layer call
@@ -212,7 +216,10 @@ class ProjectedLSTM(nn.Layer):
         steps = paddle.matmul(x.transpose([1, 0, 2]), cell.weight_ih, transpose_y=True)  # [T, B, 4H]
         bias = cell.bias_ih + cell.bias_hh  # [4H]
         steps = steps.add_(bias) if paddle.in_dynamic_mode() else steps + bias  # [T, B, 4H]
-        masked = lengths is not None
+        running = None if lengths is None else running_rows(lengths, steps.shape[0])  # T ints, or None
+        if running is not None:
+            return self._running_loop(paddle.unbind(steps, axis=0), h, c, running)
+        masked = lengths is not None and keep_state
         if masked:  # each step carries its rows' "still real" flag as one more column (also traces as one tensor)
             t = paddle.arange(steps.shape[0], dtype="int64").unsqueeze(1)  # [T, 1]
             real = (t < lengths.astype("int64").unsqueeze(0)).astype(steps.dtype).unsqueeze(-1)  # [T, B, 1]
@@ -227,21 +234,62 @@ class ProjectedLSTM(nn.Layer):
             if masked:
                 h_prev, c_prev = h, c
                 step_gates, real = step_gates[:, :-1], step_gates[:, -1:]  # [B, 4H], [B, 1]
-            gates = step_gates + paddle.matmul(h, cell.weight_hh, transpose_y=True)  # [B, 4H]
-            i, f, g, o = paddle.split(gates, 4, axis=-1)  # 4 x [B, H]
-            c = F.sigmoid(f) * c + F.sigmoid(i) * paddle.tanh(g)  # [B, H]
-            if self.cell_clip > 0:
-                c = paddle.clip(c, -self.cell_clip, self.cell_clip)
-            h = F.sigmoid(o) * paddle.tanh(c)  # [B, H]
-            if self.proj_size:
-                h = paddle.matmul(h, cell.weight_ho)  # [B, P]
-                if self.proj_clip > 0:
-                    h = paddle.clip(h, -self.proj_clip, self.proj_clip)
+            h, c = self._cell(step_gates, h, c)  # [B, P], [B, H]
             if masked:  # a padded step leaves the row's state as it was
                 keep = real > 0  # [B, 1]
                 h, c = paddle.where(keep, h, h_prev), paddle.where(keep, c, c_prev)  # [B, P], [B, H]
             outputs.append(h)
         return paddle.stack(outputs, axis=1), (h, c)  # [B, T, P]
+
+    def _running_loop(self, steps, h, c, running):
+        """The eager step loop over rows sorted longest first: ``running[k]`` rows are real at step k (a prefix
+        of the batch), so a row that has ended leaves the products, and its (h, c) are set aside as they were
+        at its last real step; outputs at ended rows' steps are zeros. ``steps``: T x ``[B, 4H]``."""
+        rows = h.shape[0]
+        outputs, ended = [], []  # ended: (h, c) of the rows that stopped, in the order they stopped
+        for k, step_gates in enumerate(steps):
+            n = running[k]
+            if n < h.shape[0]:  # rows n.. have ended
+                ended.append((h[n:], c[n:]))  # [ended rows, P], [ended rows, H]
+                h, c = h[:n], c[:n]
+            if n == 0:
+                outputs.append(paddle.zeros([rows, self.output_size], dtype=h.dtype))
+                continue
+            h, c = self._cell(step_gates[:n], h, c)  # [n, P], [n, H]
+            padding = paddle.zeros([rows - n, self.output_size], dtype=h.dtype)  # [B - n, P]
+            outputs.append(h if n == rows else paddle.concat([h, padding]))  # [B, P]
+        ended.reverse()  # rows in order: still running, then those that ended last, ..., those that ended first
+        h = paddle.concat([h] + [e[0] for e in ended], axis=0)  # [B, P]
+        c = paddle.concat([c] + [e[1] for e in ended], axis=0)  # [B, H]
+        return paddle.stack(outputs, axis=1), (h, c)  # [B, T, P]
+
+    def _cell(self, step_gates, h, c):
+        """One step: ``step_gates [N, 4H]`` (the input's product and the bias), ``h [N, P]``, ``c [N, H]`` -> the
+        new ``(h, c)``."""
+        cell = self.lstm[0].cell
+        gates = step_gates + paddle.matmul(h, cell.weight_hh, transpose_y=True)  # [N, 4H]
+        i, f, g, o = paddle.split(gates, 4, axis=-1)  # 4 x [N, H]
+        c = F.sigmoid(f) * c + F.sigmoid(i) * paddle.tanh(g)  # [N, H]
+        if self.cell_clip > 0:
+            c = paddle.clip(c, -self.cell_clip, self.cell_clip)
+        h = F.sigmoid(o) * paddle.tanh(c)  # [N, H]
+        if self.proj_size:
+            h = paddle.matmul(h, cell.weight_ho)  # [N, P]
+            if self.proj_clip > 0:
+                h = paddle.clip(h, -self.proj_clip, self.proj_clip)
+        return h, c
+
+
+def running_rows(lengths, steps: int) -> list | None:
+    """In eager mode, for rows sorted longest first (``lengths [B]`` non-increasing): how many rows are still
+    within their length at each of ``steps`` steps (a prefix of the batch each time); else None (traced, or
+    rows in another order)."""
+    if not paddle.in_dynamic_mode():
+        return None
+    n = lengths.numpy().astype("int64")  # [B]
+    if (n[1:] > n[:-1]).any():
+        return None
+    return [int((n > k).sum()) for k in range(steps)]
 
 
 def reverse_padded(x, lengths=None):
