@@ -54,10 +54,10 @@ class StartedEmbedder(ELMoEmbedder):
         super().__init__(prefix, batch_size=batch_size, progress=False)
         self.start = start
 
-    def _encode(self, char_ids, mask, state=None):
+    def _encode(self, char_ids, mask, state=None, cache=None):
         b = char_ids.shape[0]
         state = None if self.start is None else [paddle.to_tensor(np.repeat(s, b, axis=0)) for s in self.start]
-        return super()._encode(char_ids, mask, state)
+        return super()._encode(char_ids, mask, state, cache)
 
 
 def start_state(emb: ELMoEmbedder, how: str, warmup_sentences: int, warmup_text: str = WARMUP_TEXT) -> list | None:
