@@ -20,7 +20,8 @@ The sentences: the first `--sentences` of the sentence-polarity sample, rt-polar
 Each side runs in its own process with `--threads` threads (OMP_NUM_THREADS and MKL_NUM_THREADS set in both
 children's environment, `torch.set_num_threads` on AllenNLP's; MKL_DEBUG_CPU_TYPE=5 for both): paddle-lm's is
 this file with `--paddle-side` (`quiet_startup()` as paddle-lm's commands do, then
-`ELMoEmbedder(prefix, batch_size=64, device="cpu", progress=False).encode(sentences)`, zero start state),
+`ELMoEmbedder(prefix, batch_size=64, device="cpu", progress=False).encode(sentences)`, zero start state, its
+per-call char-CNN cache on as by default),
 AllenNLP's is bench/allennlp_elmo.py under the AllenNLP venv's Python (`_ElmoBiLm`, batches of 64 in the same
 longest-first order, state reset to zeros before each batch, boundaries stripped). Each times its encode loop
 alone, from text tokens to one numpy ``[L, n_tokens, 2P]`` array per sentence; Python start-up, imports and
