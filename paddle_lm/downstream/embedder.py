@@ -192,9 +192,12 @@ class ELMoEmbedder:
         (of the batch, or of the call with a ``cache``); from ``state`` (the model's flat state list) or zeros. The
         new state is kept only when ``stateful``."""
         unique, inverse = distinct_rows(char_ids)  # [U, C], [B*T]
-        distinct, tokens = (paddle.to_tensor(unique), paddle.to_tensor(inverse)), None
-        if cache is not None:
-            tokens = paddle.gather(cache(unique), distinct[1], axis=0).reshape(list(char_ids.shape[:2]) + [-1])  # [B, T, P]
+        inverse = paddle.to_tensor(inverse)
+        if cache is None:  # the char-CNN runs inside encode, once per distinct token of the batch
+            distinct, tokens = (paddle.to_tensor(unique), inverse), None
+        else:
+            b, t, _ = char_ids.shape
+            distinct, tokens = None, paddle.gather(cache(unique), inverse, axis=0).reshape([b, t, -1])  # [B, T, P]
         return self.model.encode(paddle.to_tensor(char_ids), paddle.to_tensor(mask), state, distinct,
                                  keep_state=self.stateful, tokens=tokens)
 

@@ -246,6 +246,7 @@ class ProjectedLSTM(nn.Layer):
         of the batch), so a row that has ended leaves the products, and its (h, c) are set aside as they were
         at its last real step; outputs at ended rows' steps are zeros. ``steps``: T x ``[B, 4H]``."""
         rows = h.shape[0]
+        zeros = paddle.zeros([rows, self.output_size], dtype=h.dtype)  # [B, P]: outputs of ended rows
         outputs, ended = [], []  # ended: (h, c) of the rows that stopped, in the order they stopped
         for k, step_gates in enumerate(steps):
             n = running[k]
@@ -253,11 +254,10 @@ class ProjectedLSTM(nn.Layer):
                 ended.append((h[n:], c[n:]))  # [ended rows, P], [ended rows, H]
                 h, c = h[:n], c[:n]
             if n == 0:
-                outputs.append(paddle.zeros([rows, self.output_size], dtype=h.dtype))
+                outputs.append(zeros)
                 continue
             h, c = self._cell(step_gates[:n], h, c)  # [n, P], [n, H]
-            padding = paddle.zeros([rows - n, self.output_size], dtype=h.dtype)  # [B - n, P]
-            outputs.append(h if n == rows else paddle.concat([h, padding]))  # [B, P]
+            outputs.append(h if n == rows else paddle.concat([h, zeros[n:]]))  # [B, P]
         ended.reverse()  # rows in order: still running, then those that ended last, ..., those that ended first
         h = paddle.concat([h] + [e[0] for e in ended], axis=0)  # [B, P]
         c = paddle.concat([c] + [e[1] for e in ended], axis=0)  # [B, H]
